@@ -1,0 +1,57 @@
+// Kernel MPTCP sockets: creation, tuning, fallback detection and per-subflow
+// statistics. The sockets are plain fds; the caller wraps them in Asio.
+#pragma once
+
+#include <boost/asio/ip/tcp.hpp>
+
+#include <cstdint>
+#include <string>
+#include <system_error>
+#include <vector>
+
+namespace tunnel {
+
+// Empty when the kernel can create MPTCP sockets and TUN devices; otherwise
+// one line naming what is missing, for the user.
+std::string check_kernel_support();
+
+// socket(family, SOCK_STREAM, IPPROTO_MPTCP), non-blocking and close-on-exec.
+// Throws std::system_error explaining a kernel without MPTCP.
+int open_mptcp_socket(int family);
+
+struct SocketTuning {
+  bool nodelay = true;
+  // Unsent bytes the kernel may hold before the socket stops being writable;
+  // 0 leaves the system default. Keeps the in-kernel queue, and so the
+  // latency a UDP packet waits behind, short.
+  unsigned notsent_lowat = 128 * 1024;
+};
+
+// Applies `t`; returns the first error (the socket stays usable).
+std::error_code tune_socket(int fd, const SocketTuning& t);
+
+struct SubflowStats {
+  boost::asio::ip::tcp::endpoint local, remote;
+  std::uint8_t state = 0;  // TCP_ESTABLISHED == 1
+  std::uint32_t rtt_us = 0;
+  std::uint64_t bytes_sent = 0;
+  std::uint64_t bytes_acked = 0;
+  std::uint64_t bytes_received = 0;
+  std::uint32_t total_retrans = 0;
+};
+
+struct ConnectionStats {
+  bool mptcp = false;      // false: fell back to plain TCP
+  std::uint32_t token = 0; // MPTCP connection token (matches PM events)
+  unsigned subflows = 0;   // established subflows, from MPTCP_TCPINFO
+  std::vector<SubflowStats> subflow;
+};
+
+// Reads MPTCP_INFO / MPTCP_TCPINFO / MPTCP_SUBFLOW_ADDRS. Cheap enough to call
+// every few seconds; not per packet.
+ConnectionStats connection_stats(int fd);
+
+// TCP_IS_MPTCP: false when the connection fell back to TCP.
+bool is_mptcp(int fd);
+
+}  // namespace tunnel

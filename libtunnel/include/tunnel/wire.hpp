@@ -1,0 +1,102 @@
+// Frame codec for the tunnel byte stream (docs/protocol.md, version 1).
+//
+// Pure: bytes in, frames out. Nothing here does I/O, allocates or logs, so it
+// can be unit-tested and fuzzed on its own.
+//
+// Every frame starts with an 8-byte common header, all fields big-endian:
+//
+//   0       1       2               4                               8
+//   +-------+-------+---------------+-------------------------------+
+//   |version| type  |     flags     |          body length          |
+//   +-------+-------+---------------+-------------------------------+
+//
+// A DATA frame's body is an 8-byte data sequence number followed by exactly
+// one IPv4 or IPv6 packet, unchanged.
+#pragma once
+
+#include <cstddef>
+#include <cstdint>
+#include <span>
+#include <string_view>
+
+namespace tunnel::wire {
+
+inline constexpr std::uint8_t kVersion = 1;
+inline constexpr std::size_t kHeaderSize = 8;
+inline constexpr std::size_t kDsnSize = 8;
+inline constexpr std::size_t kDataHeaderSize = kHeaderSize + kDsnSize;
+// Largest IP packet a DATA frame may carry (IPv4 total length is 16 bits).
+inline constexpr std::size_t kMaxPacket = 65535;
+
+enum class FrameType : std::uint8_t {
+  data = 1,       // body: dsn(8) + IP packet
+  hello = 2,      // reserved for the session handshake
+  hello_ack = 3,  // reserved for the session handshake
+  error = 4,      // body: UTF-8 reason, the sender closes after it
+  heartbeat = 5,  // body: empty
+  ack = 6,        // body: cumulative dsn(8)
+  close = 7,      // body: empty; the sender ends the session
+};
+inline constexpr std::uint8_t kMaxFrameType = 7;
+
+std::string_view to_string(FrameType t) noexcept;
+
+// Why a byte sequence is not a valid frame. Every value except `ok` and
+// `need_more` means the stream is corrupt and the connection must be closed.
+enum class ParseStatus : std::uint8_t {
+  ok,            // a whole frame was parsed; `consumed` bytes belong to it
+  need_more,     // not enough bytes yet; read more and call again
+  bad_version,   // version byte is not kVersion
+  bad_type,      // unknown frame type
+  bad_flags,     // a flag bit that this version does not define is set
+  bad_length,    // body length exceeds the receiver's limit or the type's size
+  bad_packet,    // DATA body is not a single well-formed IPv4/IPv6 packet
+};
+inline constexpr int kParseStatusCount = 7;
+
+std::string_view to_string(ParseStatus s) noexcept;
+
+struct Limits {
+  // Largest body the receiver accepts, for any frame type. For DATA this is
+  // kDsnSize + the largest packet expected (the peer's MTU).
+  std::size_t max_body = kDsnSize + kMaxPacket;
+};
+
+struct Frame {
+  FrameType type{};
+  std::uint16_t flags = 0;
+  std::uint64_t dsn = 0;                // DATA and ACK frames
+  std::span<const std::uint8_t> body;   // DATA: the IP packet; others: whole body
+};
+
+struct ParseResult {
+  ParseStatus status = ParseStatus::need_more;
+  std::size_t consumed = 0;  // bytes of `in` used by the frame when status == ok
+  Frame frame;
+};
+
+// Parses the first frame in `in`. The frame's body span points into `in`.
+// Length fields are validated before any body byte is examined.
+ParseResult parse_frame(std::span<const std::uint8_t> in, const Limits& limits) noexcept;
+
+// Writes a common header at `out`, which must hold kHeaderSize bytes.
+void encode_header(std::uint8_t* out, FrameType type, std::uint16_t flags,
+                   std::uint32_t body_len) noexcept;
+
+// Writes a DATA frame's header (kDataHeaderSize bytes) at `out`, for a packet
+// of `packet_len` bytes that the caller places right after it.
+void encode_data_header(std::uint8_t* out, std::uint64_t dsn, std::size_t packet_len) noexcept;
+
+// Writes a whole frame with an 8-byte sequence body (ACK). `out` must hold
+// kHeaderSize + kDsnSize bytes. Returns the bytes written.
+std::size_t encode_ack(std::uint8_t* out, std::uint64_t dsn) noexcept;
+
+// Writes a frame with an empty body (HEARTBEAT, CLOSE). `out` must hold
+// kHeaderSize bytes. Returns the bytes written.
+std::size_t encode_empty(std::uint8_t* out, FrameType type) noexcept;
+
+// Writes an ERROR frame carrying `reason` (truncated to 256 bytes). `out` must
+// hold kHeaderSize + 256 bytes. Returns the bytes written.
+std::size_t encode_error(std::uint8_t* out, std::string_view reason) noexcept;
+
+}  // namespace tunnel::wire

@@ -1,0 +1,129 @@
+#include <tunnel/mptcp_socket.hpp>
+#include <tunnel/mptcp_uapi.hpp>
+
+#include <fcntl.h>
+#include <netinet/in.h>
+#include <netinet/tcp.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#include <cerrno>
+#include <algorithm>
+#include <cstring>
+
+namespace tunnel {
+namespace ip = boost::asio::ip;
+
+std::string check_kernel_support() {
+  const int fd = ::socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, uapi::kIpprotoMptcp);
+  if (fd < 0) {
+    if (errno == ENOPROTOOPT) return "MPTCP is disabled: set sysctl net.mptcp.enabled=1";
+    return "kernel has no MPTCP support (CONFIG_MPTCP): " + std::string(std::strerror(errno));
+  }
+  ::close(fd);
+  if (::access("/dev/net/tun", R_OK | W_OK) != 0)
+    return "kernel has no TUN support (/dev/net/tun, CONFIG_TUN): " + std::string(std::strerror(errno));
+  return {};
+}
+
+int open_mptcp_socket(int family) {
+  const int fd = ::socket(family, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, uapi::kIpprotoMptcp);
+  if (fd < 0) {
+    const int err = errno;
+    throw std::system_error(err, std::generic_category(),
+                            err == ENOPROTOOPT ? "MPTCP socket (net.mptcp.enabled=0?)"
+                                               : "MPTCP socket (CONFIG_MPTCP missing?)");
+  }
+  return fd;
+}
+
+std::error_code tune_socket(int fd, const SocketTuning& t) {
+  std::error_code first;
+  auto set = [&](int level, int opt, int v) {
+    if (::setsockopt(fd, level, opt, &v, sizeof v) < 0 && !first) first = {errno, std::generic_category()};
+  };
+  if (t.nodelay) set(IPPROTO_TCP, TCP_NODELAY, 1);
+  if (t.notsent_lowat) set(IPPROTO_TCP, TCP_NOTSENT_LOWAT, static_cast<int>(t.notsent_lowat));
+  return first;
+}
+
+bool is_mptcp(int fd) {
+  int v = 0;
+  socklen_t len = sizeof v;
+  if (::getsockopt(fd, IPPROTO_TCP, uapi::kTcpIsMptcp, &v, &len) < 0) return false;
+  return v != 0;
+}
+
+namespace {
+ip::tcp::endpoint from_sockaddr(const sockaddr_storage& ss) {
+  if (ss.ss_family == AF_INET) {
+    sockaddr_in sin;
+    std::memcpy(&sin, &ss, sizeof sin);
+    return {ip::address_v4(ntohl(sin.sin_addr.s_addr)), ntohs(sin.sin_port)};
+  }
+  if (ss.ss_family == AF_INET6) {
+    sockaddr_in6 sin6;
+    std::memcpy(&sin6, &ss, sizeof sin6);
+    ip::address_v6::bytes_type b;
+    std::memcpy(b.data(), &sin6.sin6_addr, 16);
+    return {ip::address_v6(b, sin6.sin6_scope_id), ntohs(sin6.sin6_port)};
+  }
+  return {};
+}
+
+// A fixed-size reply: header plus room for kMax elements of `elem` bytes.
+constexpr unsigned kMaxSubflows = 16;
+}  // namespace
+
+ConnectionStats connection_stats(int fd) {
+  ConnectionStats cs;
+  cs.mptcp = is_mptcp(fd);
+  if (!cs.mptcp) return cs;
+
+  uapi::MptcpInfo info{};
+  socklen_t len = sizeof info;
+  if (::getsockopt(fd, uapi::kSolMptcp, uapi::kMptcpInfo, &info, &len) == 0) cs.token = info.token;
+
+  struct TcpInfoReply {
+    uapi::SubflowData hdr;
+    uapi::TcpInfo ti[kMaxSubflows];
+  } tr{};
+  tr.hdr.size_subflow_data = sizeof(uapi::SubflowData);
+  tr.hdr.size_user = sizeof(uapi::TcpInfo);
+  len = sizeof tr;
+  if (::getsockopt(fd, uapi::kSolMptcp, uapi::kMptcpTcpInfo, &tr, &len) < 0) return cs;
+
+  struct AddrsReply {
+    uapi::SubflowData hdr;
+    struct {
+      sockaddr_storage local, remote;
+    } a[kMaxSubflows];
+  } ar{};
+  ar.hdr.size_subflow_data = sizeof(uapi::SubflowData);
+  ar.hdr.size_user = sizeof(ar.a[0]);
+  len = sizeof ar;
+  const bool have_addrs = ::getsockopt(fd, uapi::kSolMptcp, uapi::kMptcpSubflowAddrs, &ar, &len) == 0;
+
+  const unsigned n = std::min<unsigned>(tr.hdr.num_subflows, kMaxSubflows);
+  for (unsigned i = 0; i < n; ++i) {
+    const uapi::TcpInfo& t = tr.ti[i];
+    SubflowStats s;
+    s.state = t.state;
+    s.rtt_us = t.rtt;
+    s.bytes_sent = t.bytes_sent;
+    s.bytes_acked = t.bytes_acked;
+    s.bytes_received = t.bytes_received;
+    s.total_retrans = t.total_retrans;
+    // Both lists walk the same subflow list under the socket lock in turn;
+    // they agree unless a subflow came or went between the two calls.
+    if (have_addrs && i < ar.hdr.num_subflows && ar.hdr.num_subflows == tr.hdr.num_subflows) {
+      s.local = from_sockaddr(ar.a[i].local);
+      s.remote = from_sockaddr(ar.a[i].remote);
+    }
+    if (s.state == 1) ++cs.subflows;
+    cs.subflow.push_back(s);
+  }
+  return cs;
+}
+
+}  // namespace tunnel
