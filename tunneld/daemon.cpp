@@ -114,6 +114,7 @@ class Core {
       spdlog::warn("socket options: {}", ec.message());
     last_subflows_ = -1;
     fallback_warned_ = false;
+    dp_->send_heartbeat();
     check_connection();
   }
 
@@ -187,10 +188,10 @@ class Core {
     s += fmt::format(
         R"("counters":{{"tun_rx_packets":{},"tx_packets":{},"tx_bytes":{},"drop_non_udp":{},"drop_malformed":{},)"
         R"("drop_queue_full":{},"drop_no_tunnel":{},"drop_disconnect":{},"rx_packets":{},"rx_bytes":{},)"
-        R"("tun_tx_packets":{},"drop_tun_write":{},"dsn_gaps":{},"rx_control_frames":{},"connections":{},"send_calls":{},"protocol_errors":{{)",
+        R"("tun_tx_packets":{},"drop_tun_write":{},"dsn_gaps":{},"rx_control_frames":{},"tx_heartbeats":{},"connections":{},"send_calls":{},"protocol_errors":{{)",
         c.tun_rx_packets, c.tx_packets, c.tx_bytes, c.drop_non_udp, c.drop_malformed, c.drop_queue_full,
         c.drop_no_tunnel, c.drop_disconnect, c.rx_packets, c.rx_bytes, c.tun_tx_packets, c.drop_tun_write,
-        c.dsn_gaps, c.rx_control_frames, c.connections, c.send_calls);
+        c.dsn_gaps, c.rx_control_frames, c.tx_heartbeats, c.connections, c.send_calls);
     for (int i = 2; i < tunnel::wire::kParseStatusCount; ++i)
       s += fmt::format(R"({}"{}":{})", i > 2 ? "," : "", tunnel::wire::to_string(static_cast<tunnel::wire::ParseStatus>(i)),
                        c.proto_errors[static_cast<std::size_t>(i)]);
@@ -216,6 +217,7 @@ class Core {
     tick_.async_wait([this](const boost::system::error_code& ec) {
       if (ec || stopping_) return;
       check_connection();
+      dp_->send_heartbeat();
       if (on_tick_) on_tick_();
       schedule_tick();
     });

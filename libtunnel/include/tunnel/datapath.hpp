@@ -62,6 +62,8 @@ struct DatapathCounters {
   std::uint64_t drop_tun_write = 0;   // TUN refused a packet
   std::uint64_t dsn_gaps = 0;         // DATA frames whose dsn was not the next expected
   std::uint64_t rx_control_frames = 0;
+  std::uint64_t tx_heartbeats = 0;
+  std::uint64_t drop_heartbeat = 0;
   std::array<std::uint64_t, wire::kParseStatusCount> proto_errors{};  // by wire::ParseStatus
   // connections
   std::uint64_t connections = 0;
@@ -85,6 +87,10 @@ class Datapath {
   void attach(boost::asio::ip::tcp::socket sock, CloseHandler on_close);
   // Closes the current connection, if any, without calling its handler.
   void detach();
+  // Queues a HEARTBEAT frame and flushes. Also what makes a fresh MPTCP
+  // connection fully established, so the PM opens the other subflows without
+  // waiting for user data. Dropped (counted) when the queue is full.
+  void send_heartbeat();
   // Sends a CLOSE frame (best effort, non-blocking) and detaches.
   void close_gracefully();
   // Stops all I/O; the TUN fd is left open (its owner closes it).

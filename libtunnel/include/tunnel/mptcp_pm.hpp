@@ -47,7 +47,7 @@ struct PmEventMsg {
 std::string endpoint_flags_to_string(std::uint32_t flags);
 
 // ---- message building: each writes one request into `buf` (at least
-// MNL_SOCKET_BUFFER_SIZE bytes) and returns its header. ----
+// 1024 bytes, aligned for nlmsghdr) and returns its header. ----
 nlmsghdr* build_get_family(void* buf, std::uint32_t seq, const char* family_name);
 nlmsghdr* build_add_addr(void* buf, std::uint16_t family_id, std::uint32_t seq, const Endpoint& ep);
 nlmsghdr* build_del_addr(void* buf, std::uint16_t family_id, std::uint32_t seq, std::uint8_t id);

@@ -69,6 +69,17 @@ void Datapath::detach() {
   discard_queue();
 }
 
+void Datapath::send_heartbeat() {
+  if (!sock_) return;
+  if (sq_cap_ - tail_ < wire::kHeaderSize) {
+    ++c_.drop_heartbeat;
+    return;
+  }
+  tail_ += wire::encode_empty(sq_.get() + tail_, wire::FrameType::heartbeat);
+  ++c_.tx_heartbeats;
+  if (!write_armed_) flush();
+}
+
 void Datapath::close_gracefully() {
   if (!sock_) return;
   flush();

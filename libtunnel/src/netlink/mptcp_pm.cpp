@@ -11,6 +11,10 @@
 namespace tunnel::netlink {
 namespace {
 
+// Large enough for any request and for a dump reply batch (libmnl suggests
+// 32 KiB, MNL_SOCKET_DUMP_SIZE; MNL_SOCKET_BUFFER_SIZE is not a constant).
+constexpr std::size_t kNlBufSize = 32768;
+
 [[noreturn]] void throw_errno(int err, const std::string& what) {
   throw std::system_error(err, std::generic_category(), what);
 }
@@ -37,7 +41,7 @@ MptcpPm::MptcpPm() {
   }
   portid_ = mnl_socket_get_portid(nl_);
 
-  alignas(nlmsghdr) char buf[MNL_SOCKET_BUFFER_SIZE];
+  alignas(nlmsghdr) char buf[kNlBufSize];
   std::optional<FamilyInfo> info;
   try {
     request(build_get_family(buf, ++seq_, uapi::kPmFamilyName), "resolve generic netlink family mptcp_pm",
@@ -66,7 +70,7 @@ void MptcpPm::request(nlmsghdr* nlh, const char* what, F&& on_msg) {
   const std::uint32_t seq = nlh->nlmsg_seq;
   if (mnl_socket_sendto(nl_, nlh, nlh->nlmsg_len) < 0) throw_errno(errno, std::string("netlink: ") + what);
   CbData d{&on_msg, [](void* fn, const nlmsghdr* m) { return (*static_cast<F*>(fn))(m); }};
-  alignas(nlmsghdr) char buf[MNL_SOCKET_BUFFER_SIZE];
+  alignas(nlmsghdr) char buf[kNlBufSize];
   for (;;) {
     const ssize_t n = mnl_socket_recvfrom(nl_, buf, sizeof buf);
     if (n < 0) throw_errno(errno, std::string("netlink: ") + what);
@@ -80,7 +84,7 @@ void MptcpPm::request(nlmsghdr* nlh, const char* what, F&& on_msg) {
 }
 
 PmLimits MptcpPm::get_limits() {
-  alignas(nlmsghdr) char buf[MNL_SOCKET_BUFFER_SIZE];
+  alignas(nlmsghdr) char buf[kNlBufSize];
   std::optional<PmLimits> l;
   request(build_get_limits(buf, family_id_, ++seq_), "get MPTCP limits", [&](const nlmsghdr* nlh) {
     l = parse_limits(nlh);
@@ -91,13 +95,13 @@ PmLimits MptcpPm::get_limits() {
 }
 
 void MptcpPm::set_limits(const PmLimits& lim) {
-  alignas(nlmsghdr) char buf[MNL_SOCKET_BUFFER_SIZE];
+  alignas(nlmsghdr) char buf[kNlBufSize];
   request(build_set_limits(buf, family_id_, ++seq_, lim), "set MPTCP limits",
           [](const nlmsghdr*) { return true; });
 }
 
 std::vector<Endpoint> MptcpPm::endpoints() {
-  alignas(nlmsghdr) char buf[MNL_SOCKET_BUFFER_SIZE];
+  alignas(nlmsghdr) char buf[kNlBufSize];
   std::vector<Endpoint> out;
   request(build_get_addr_dump(buf, family_id_, ++seq_), "dump MPTCP endpoints",
           [&](const nlmsghdr* nlh) {
@@ -108,7 +112,7 @@ std::vector<Endpoint> MptcpPm::endpoints() {
 }
 
 std::uint8_t MptcpPm::add_endpoint(const Endpoint& ep) {
-  alignas(nlmsghdr) char buf[MNL_SOCKET_BUFFER_SIZE];
+  alignas(nlmsghdr) char buf[kNlBufSize];
   request(build_add_addr(buf, family_id_, ++seq_, ep), "add MPTCP endpoint",
           [](const nlmsghdr*) { return true; });
   for (const Endpoint& e : endpoints()) {
@@ -118,7 +122,7 @@ std::uint8_t MptcpPm::add_endpoint(const Endpoint& ep) {
 }
 
 void MptcpPm::del_endpoint(std::uint8_t id) {
-  alignas(nlmsghdr) char buf[MNL_SOCKET_BUFFER_SIZE];
+  alignas(nlmsghdr) char buf[kNlBufSize];
   request(build_del_addr(buf, family_id_, ++seq_, id), "delete MPTCP endpoint",
           [](const nlmsghdr*) { return true; });
 }
@@ -142,7 +146,7 @@ int PmEventSocket::fd() const { return mnl_socket_get_fd(nl_); }
 
 std::vector<PmEventMsg> PmEventSocket::read() {
   std::vector<PmEventMsg> out;
-  alignas(nlmsghdr) char buf[MNL_SOCKET_BUFFER_SIZE];
+  alignas(nlmsghdr) char buf[kNlBufSize];
   for (;;) {
     const ssize_t n = mnl_socket_recvfrom(nl_, buf, sizeof buf);
     if (n <= 0) break;  // EAGAIN, or ENOBUFS after an overrun: the caller re-polls
