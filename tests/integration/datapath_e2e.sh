@@ -1,1 +1,65 @@
-exit 77
+#!/usr/bin/env bash
+# End to end through the testbed: tunneld client in cpe, server in gw, UDP
+# from lan to inet and back, IPv4 and IPv6, two WAN paths.
+source "$(dirname "$0")/lib.sh"
+
+$TB up fast >"$WORK/testbed.log" 2>&1 || { not_ok "testbed up"; finish; }
+start_tunnel
+check "client has two established subflows (one per path)" wait_subflows cpe 2 15
+check "server sees two established subflows" wait_subflows gw 2 5
+subflow_locals=$(status_json cpe | jq -r '[.connection.subflow[] | select(.established) | .local | split(":")[0]] | sort | join(" ")')
+check "one subflow leaves through each path ($subflow_locals)" test "$subflow_locals" = "198.18.1.1 198.18.2.1"
+check "policy routing installed" install_routing
+
+for fam in 4 6; do
+  if [[ $fam == 4 ]]; then inet=198.18.20.2; lan=198.18.10.2; else inet=fd00:20::2; lan=fd00:10::2; fi
+  for dir in up down; do
+    if [[ $dir == up ]]; then r=$(probe lan inet $inet 1000 64-1472 2000); else r=$(probe inet lan $lan 1000 64-1472 2000); fi
+    check "IPv$fam $dir: 1000 datagrams of 64..1472 bytes arrive exactly once, intact ($(jnum '"unique \(.unique) dup \(.duplicates) corrupt \(.corrupt)"' "$r"))" \
+      test "$(jnum '.unique == 1000 and .duplicates == 0 and .corrupt == 0 and .received == 1000' "$r")" = true
+  done
+done
+
+r=$(probe lan inet 198.18.20.2 20 1472 200 9001)
+check "a 1472-byte UDP payload (1500-byte IPv4 packet, the TUN MTU) travels whole" \
+  test "$(jnum '.unique == 20 and .corrupt == 0' "$r")" = true
+
+c=$(status_json cpe)
+g=$(status_json gw)
+check "sender counted its frames, receiver wrote them to its TUN, no drops" \
+  test "$(jq -n --argjson c "$c" --argjson g "$g" '($c.counters.tx_packets >= 2020) and ($g.counters.tun_tx_packets >= 2020) and ($g.counters.tx_packets >= 2000) and
+     ($g.counters.drop_tun_write == 0) and ($c.counters.drop_queue_full == 0) and ($g.counters.dsn_gaps == 0)')" = true
+check "batching: fewer send() calls than frames on the busier sender" \
+  test "$(jq -r '.counters.send_calls <= .counters.tx_packets + .counters.tx_heartbeats' <<<"$c")" = true
+
+# Non-UDP into the TUN is counted and dropped, never carried.
+before=$(jq -r '.counters.drop_non_udp' <<<"$c")
+gw_before=$(jq -r '.counters.rx_packets' <<<"$g")
+$TB exec cpe ping -c 5 -i 0.05 -W 1 198.18.100.2 >/dev/null 2>&1
+after=$(status_json cpe | jq -r '.counters.drop_non_udp')
+gw_after=$(status_json gw | jq -r '.counters.rx_packets')
+check "ICMP into the TUN is dropped and counted ($before -> $after), not carried" \
+  test $((after - before)) -ge 5 -a "$gw_after" -eq "$gw_before"
+
+# Offered load above one path's rate: both subflows carry a fair share.
+$TB set dsl rate=20mbit >/dev/null && $TB set lte rate=20mbit >/dev/null
+c0=$(status_json cpe)
+r=$(probe lan inet 198.18.20.2 9000 1200 3000 9002)   # ~29 Mbit/s for 3 s against 2 x 20 Mbit/s
+c1=$(status_json cpe)
+shares=$(jq -cn --argjson a "$c0" --argjson b "$c1" '
+  [$b.connection.subflow[] as $s | ($a.connection.subflow[] | select(.local == $s.local) | .bytes_sent) as $old
+   | {local: $s.local, d: ($s.bytes_sent - $old)}] as $d
+  | ($d | map(.d) | add) as $t | $d | map(.d / $t * 100 | floor)')
+echo "# per-subflow share of bytes under 29 Mbit/s over 2 x 20 Mbit/s: $shares; receiver: $r"
+check "each subflow carries at least 25% when load exceeds one path ($shares)" \
+  test "$(jq -r 'length == 2 and all(. >= 25)' <<<"$shares")" = true
+check "that load arrives with under 2% loss ($(jnum '.lost' "$r") lost)" test "$(jnum '.lost < 180' "$r")" = true
+
+# Clean shutdown removes what the daemon added.
+kill -TERM "$CPE_PID"; wait "$CPE_PID"; rc=$?
+check "client exits 0 on SIGTERM" test $rc -eq 0
+check "client removed its MPTCP endpoints" test -z "$($TB exec cpe ip mptcp endpoint show)"
+check "client's TUN is gone" bash -c "! $TB exec cpe ip link show ha0 >/dev/null 2>&1"
+sleep 0.3
+check "server saw the CLOSE" grep -q "peer sent CLOSE" "$WORK/gw.log"
+finish

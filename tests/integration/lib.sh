@@ -1,0 +1,99 @@
+# Shared helpers for namespace tests. Source it; it sets a cleanup trap.
+# Prints TAP ("ok N - ...", "not ok N - ..."); exits 77 (ctest skip) when the
+# machine cannot run namespace tests, 1 when any check failed.
+set -uo pipefail
+
+ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)"
+TESTBED="$ROOT/netns-testbed/testbed"
+TUNNELD="${TUNNELD:-$ROOT/build/tunneld/tunneld}"
+UDP_PROBE="${UDP_PROBE:-$ROOT/build/netns-testbed/udp-probe}"
+PREFIX="t$(( RANDOM % 100000 ))"
+WORK="$(mktemp -d "/tmp/tunneld-test.XXXXXX")"
+TB="$TESTBED --prefix $PREFIX"
+N=0
+FAILED=0
+PIDS=()
+
+skip_all() { echo "1..0 # SKIP $*"; exit 77; }
+[[ $EUID -eq 0 ]] || skip_all "needs root (network namespaces)"
+[[ -x $TUNNELD && -x $UDP_PROBE ]] || skip_all "build first: $TUNNELD, $UDP_PROBE"
+ip netns add "${PREFIX}-probe" 2>/dev/null || skip_all "cannot create network namespaces"
+ip netns del "${PREFIX}-probe"
+[[ -c /dev/net/tun ]] || skip_all "no /dev/net/tun (CONFIG_TUN)"
+
+cleanup() {
+  local rc=$?
+  for p in "${PIDS[@]}"; do kill "$p" 2>/dev/null; done
+  for p in "${PIDS[@]}"; do
+    for _ in $(seq 50); do kill -0 "$p" 2>/dev/null || break; sleep 0.1; done
+    kill -9 "$p" 2>/dev/null
+  done
+  $TB down >/dev/null 2>&1
+  if ((FAILED)) || [[ $rc -ne 0 ]]; then
+    echo "# logs kept in $WORK"
+    for f in "$WORK"/*.log; do [[ -f $f ]] && { echo "# --- $f"; tail -n 30 "$f" | sed 's/^/# /'; }; done
+  else
+    rm -rf "$WORK"
+  fi
+}
+trap cleanup EXIT
+trap 'exit 130' INT TERM
+
+ok() { N=$((N + 1)); echo "ok $N - $*"; }
+not_ok() { N=$((N + 1)); FAILED=$((FAILED + 1)); echo "not ok $N - $*"; }
+check() {  # check "description" CONDITION...
+  local d=$1; shift
+  if "$@"; then ok "$d"; else not_ok "$d"; fi
+}
+finish() { echo "1..$N"; ((FAILED == 0)); exit $?; }
+
+# start_tunnel [extra client flags...]: both ends with the testbed's addresses.
+start_tunnel() {
+  $TB exec gw "$TUNNELD" server --listen 198.18.0.1:7000 --tun ha0 --tun-address 198.18.100.2/30 \
+    --tun-address fd00:100::2/64 --status-socket "$WORK/gw.sock" --stats-interval 500 >"$WORK/gw.log" 2>&1 &
+  PIDS+=($!)
+  GW_PID=$!
+  $TB exec cpe "$TUNNELD" client --server 198.18.0.1:7000 --tun ha0 --path dsl --path lte \
+    --tun-address 198.18.100.1/30 --tun-address fd00:100::1/64 --status-socket "$WORK/cpe.sock" \
+    --stats-interval 500 "$@" >"$WORK/cpe.log" 2>&1 &
+  PIDS+=($!)
+  CPE_PID=$!
+}
+
+# status_json cpe|gw: the daemon's status as JSON.
+status_json() { $TB exec "$1" "$TUNNELD" status --socket "$WORK/$1.sock" --json 2>/dev/null; }
+
+# wait_subflows HOST N TIMEOUT_S: until HOST's connection has N established subflows.
+wait_subflows() {
+  local host=$1 want=$2 t=$3 got=0
+  for _ in $(seq $((t * 10))); do
+    got=$(status_json "$host" | jq -r '.connection.subflows // 0' 2>/dev/null || echo 0)
+    [[ $got -ge $want ]] && return 0
+    sleep 0.1
+  done
+  echo "# $host: $got established subflows after ${t}s, wanted $want"
+  return 1
+}
+
+install_routing() {
+  $TB exec cpe "$ROOT/scripts/ha-routing.sh" cpe install --tun ha0 --lan-if lan0 >/dev/null &&
+    $TB exec gw "$ROOT/scripts/ha-routing.sh" gw install --tun ha0 --wan-if inet0 \
+      --cpe-prefix 198.18.10.0/24 --cpe-prefix fd00:10::/64 >/dev/null
+}
+
+# probe FROM TO_HOST TO_ADDR COUNT SIZE RATE [PORT]: runs udp-probe across;
+# prints the receiver's JSON.
+probe() {
+  local from=$1 to=$2 addr=$3 count=$4 size=$5 rate=$6 port=${7:-9000}
+  local bind="0.0.0.0:$port"
+  [[ $addr == *:* ]] && { bind="[::]:$port"; addr="[$addr]"; }
+  $TB exec "$to" "$UDP_PROBE" recv --bind "$bind" --count "$count" --idle-timeout 3000 --max-time 60000 \
+    >"$WORK/recv.json" 2>"$WORK/recv.err" &
+  local rp=$!
+  for _ in $(seq 50); do grep -q ready "$WORK/recv.json" 2>/dev/null && break; sleep 0.05; done
+  $TB exec "$from" "$UDP_PROBE" send --to "$addr:$port" --count "$count" --size "$size" --rate "$rate" \
+    >"$WORK/send.json" 2>&1
+  wait "$rp"
+  tail -n 1 "$WORK/recv.json"
+}
+jnum() { jq -r "$1" <<<"$2"; }
