@@ -31,7 +31,7 @@ void add_common(CLI::App* app, tunneld::CommonOptions& o, std::vector<std::strin
       ->default_str("262144");
   app->add_option("--notsent-lowat", lowat, "TCP_NOTSENT_LOWAT of the MPTCP socket in bytes (0: kernel default)")
       ->default_str("131072");
-  app->add_option("--stats-interval", stats_ms, "Milliseconds between subflow/fallback checks")
+  app->add_option("--stats-interval", stats_ms, "Milliseconds between heartbeats and subflow/fallback checks")
       ->capture_default_str()
       ->check(CLI::Range(100u, 3600000u));
 }
