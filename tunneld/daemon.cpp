@@ -64,7 +64,7 @@ class Core {
 
   // Opens the TUN and the netlink clients. Throws with a message for the user.
   void open() {
-    tun_.emplace(tunnel::TunConfig{o_.tun, o_.mtu, o_.tun_addresses});
+    tun_.emplace(tunnel::TunConfig{o_.tun, o_.mtu, o_.tun_addresses, o_.tun_offload});
     spdlog::info("TUN {} (ifindex {}) mtu {}{}", tun_->name(), tun_->ifindex(), o_.mtu,
                  tun_->attached_existing() ? ", attached to existing device" : "");
     for (const auto& p : o_.tun_addresses) spdlog::info("TUN {} address {}", tun_->name(), p.to_string());
@@ -73,6 +73,7 @@ class Core {
     dc.mtu = o_.mtu;
     dc.send_queue_bytes = o_.send_queue_bytes;
     dc.allow_non_udp = o_.allow_non_udp;
+    dc.vnet_hdr = o_.tun_offload;
     dp_.emplace(io_, tun_->fd(), dc);
   }
 
@@ -188,9 +189,9 @@ class Core {
     s += fmt::format(
         R"("counters":{{"tun_rx_packets":{},"tx_packets":{},"tx_bytes":{},"drop_non_udp":{},"drop_malformed":{},)"
         R"("drop_queue_full":{},"drop_no_tunnel":{},"drop_disconnect":{},"rx_packets":{},"rx_bytes":{},)"
-        R"("tun_tx_packets":{},"drop_tun_write":{},"dsn_gaps":{},"rx_control_frames":{},"tx_heartbeats":{},"connections":{},"send_calls":{},"protocol_errors":{{)",
+        R"("tun_tx_packets":{},"tun_writes":{},"drop_tun_write":{},"dsn_gaps":{},"rx_control_frames":{},"tx_heartbeats":{},"connections":{},"send_calls":{},"protocol_errors":{{)",
         c.tun_rx_packets, c.tx_packets, c.tx_bytes, c.drop_non_udp, c.drop_malformed, c.drop_queue_full,
-        c.drop_no_tunnel, c.drop_disconnect, c.rx_packets, c.rx_bytes, c.tun_tx_packets, c.drop_tun_write,
+        c.drop_no_tunnel, c.drop_disconnect, c.rx_packets, c.rx_bytes, c.tun_tx_packets, c.tun_writes, c.drop_tun_write,
         c.dsn_gaps, c.rx_control_frames, c.tx_heartbeats, c.connections, c.send_calls);
     for (int i = 2; i < tunnel::wire::kParseStatusCount; ++i)
       s += fmt::format(R"({}"{}":{})", i > 2 ? "," : "", tunnel::wire::to_string(static_cast<tunnel::wire::ParseStatus>(i)),

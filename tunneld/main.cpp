@@ -26,6 +26,10 @@ void add_common(CLI::App* app, tunneld::CommonOptions& o, std::vector<std::strin
       ->check(CLI::IsMember({"trace", "debug", "info", "warn", "error", "off"}));
   app->add_flag("--allow-non-udp", o.allow_non_udp,
                 "Carry every IP packet, not only UDP (default: count and drop the rest)");
+  app->add_option("--tun-offload", o.tun_offload,
+                  "Write same-flow datagrams to the TUN as one UDP GSO packet (IFF_VNET_HDR); the kernel "
+                  "splits it back into the same datagrams")
+      ->capture_default_str();
   app->add_option("--send-queue", send_queue,
                   "Userspace send queue in bytes; packets beyond it are dropped and counted")
       ->default_str("262144");

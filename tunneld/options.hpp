@@ -18,6 +18,7 @@ struct CommonOptions {
   std::string status_socket;  // empty: default_status_socket(tun)
   std::string log_level = "info";
   bool allow_non_udp = false;
+  bool tun_offload = true;
   std::size_t send_queue_bytes = 256 * 1024;
   unsigned notsent_lowat = 128 * 1024;
   std::chrono::milliseconds stats_interval{5000};

@@ -53,6 +53,9 @@ shares=$(jq -cn --argjson a "$c0" --argjson b "$c1" '
 echo "# per-subflow share of bytes under 29 Mbit/s over 2 x 20 Mbit/s: $shares; receiver: $r"
 check "each subflow carries at least 25% when load exceeds one path ($shares)" \
   test "$(jq -r 'length == 2 and all(. >= 25)' <<<"$shares")" = true
+g1=$(status_json gw)
+check "gateway wrote same-flow datagrams as UDP GSO batches ($(jq -r '"\(.counters.tun_tx_packets) packets in \(.counters.tun_writes) writes"' <<<"$g1"))" \
+  test "$(jq -r '.counters.tun_writes < .counters.tun_tx_packets' <<<"$g1")" = true
 check "that load arrives with under 2% loss ($(jnum '.lost' "$r") lost)" test "$(jnum '.lost < 180' "$r")" = true
 
 # Clean shutdown removes what the daemon added.

@@ -14,13 +14,16 @@
 //   1. The socket turns readable; as many bytes as fit are read into the
 //      receive buffer.
 //   2. Every whole frame is parsed and validated (wire::parse_frame); a DATA
-//      frame's packet is written to the TUN unchanged.
+//      frame's packet is written to the TUN unchanged, or, with vnet_hdr,
+//      joined with the next ones of its flow into one UDP GSO write that the
+//      kernel splits back into the same datagrams.
 //   3. A partial frame moves to the buffer's front and waits for more bytes.
 //   4. A malformed frame closes the connection with its reason and a counter.
 //
 // Single-threaded: every method and handler runs on the io_context's thread.
 #pragma once
 
+#include <tunnel/udp_gso.hpp>
 #include <tunnel/wire.hpp>
 
 #include <boost/asio/io_context.hpp>
@@ -43,6 +46,9 @@ struct DatapathConfig {
   unsigned tun_batch = 128;                  // TUN packets per wake-up before yielding
   unsigned recv_batch = 16;                  // socket reads per wake-up before yielding
   bool allow_non_udp = false;
+  // The TUN was opened with IFF_VNET_HDR: reads carry a virtio-net header, and
+  // consecutive same-flow datagrams are written as one UDP GSO packet.
+  bool vnet_hdr = false;
 };
 
 struct DatapathCounters {
@@ -60,6 +66,7 @@ struct DatapathCounters {
   std::uint64_t rx_bytes = 0;
   std::uint64_t tun_tx_packets = 0;   // packets written to the TUN
   std::uint64_t drop_tun_write = 0;   // TUN refused a packet
+  std::uint64_t tun_writes = 0;       // write() calls to the TUN (packets/writes = GSO factor)
   std::uint64_t dsn_gaps = 0;         // DATA frames whose dsn was not the next expected
   std::uint64_t rx_control_frames = 0;
   std::uint64_t tx_heartbeats = 0;
@@ -108,6 +115,8 @@ class Datapath {
   void wait_readable();
   void on_sock_readable();
   bool handle_frame(const wire::Frame& f);
+  void write_tun(std::span<const std::uint8_t> pkt);
+  void flush_tun();
   void fail(const std::string& reason);
   void discard_queue();
 
@@ -132,6 +141,7 @@ class Datapath {
   std::size_t rb_cap_ = 0, rlen_ = 0;
   std::uint64_t expected_dsn_ = 0;  // 0: accept any
   wire::Limits limits_;
+  gso::UdpCoalescer coalescer_;
 
   DatapathCounters c_;
 };

@@ -13,6 +13,10 @@ struct TunConfig {
   std::string name;               // e.g. "ha0"; at most IFNAMSIZ-1 bytes
   unsigned mtu = 1500;
   std::vector<Prefix> addresses;  // added to the device if not there yet
+  // IFF_VNET_HDR: every read and write starts with a 10-byte virtio_net_hdr.
+  // Reads stay plain packets (no offloads are enabled for them); writes may
+  // then be UDP GSO packets (see udp_gso.hpp).
+  bool vnet_hdr = false;
 };
 
 class TunDevice {

@@ -6,6 +6,7 @@
 #include <spdlog/spdlog.h>
 
 #include <sys/socket.h>
+#include <sys/uio.h>
 #include <unistd.h>
 
 #include <cerrno>
@@ -132,7 +133,18 @@ void Datapath::on_tun_readable() {
     }
     const bool queued = sock_ && sq_cap_ - tail_ >= need;
     std::uint8_t* frame = queued ? sq_.get() + tail_ : scratch_.get();
-    const ssize_t r = ::read(fd, frame + wire::kDataHeaderSize, cfg_.mtu);
+    // With a virtio-net header, it lands in the frame header's room and is
+    // overwritten by it: the packet still starts at kDataHeaderSize.
+    const std::size_t vh = cfg_.vnet_hdr ? sizeof(gso::VnetHdr) : 0;
+    ssize_t r = ::read(fd, frame + wire::kDataHeaderSize - vh, cfg_.mtu + vh);
+    if (r >= 0 && vh) {
+      if (static_cast<std::size_t>(r) < vh || frame[wire::kDataHeaderSize - vh + 1] != gso::kGsoNone) {
+        ++c_.tun_rx_packets;
+        ++c_.drop_malformed;
+        continue;
+      }
+      r -= static_cast<ssize_t>(vh);
+    }
     if (r < 0) {
       if (errno == EINTR) continue;
       if (errno != EAGAIN) spdlog::error("TUN read failed: {}", std::strerror(errno));
@@ -241,13 +253,18 @@ void Datapath::on_sock_readable() {
       const wire::ParseResult pr = wire::parse_frame({rb_.get() + off, rlen_ - off}, limits_);
       if (pr.status == wire::ParseStatus::need_more) break;
       if (pr.status != wire::ParseStatus::ok) {
+        flush_tun();
         ++c_.proto_errors[static_cast<std::size_t>(pr.status)];
         fail("malformed frame from peer: " + std::string(wire::to_string(pr.status)));
         return;
       }
       off += pr.consumed;
-      if (!handle_frame(pr.frame) || gen != generation_) return;
+      if (!handle_frame(pr.frame) || gen != generation_) {
+        flush_tun();
+        return;
+      }
     }
+    flush_tun();  // the coalescer points into rb_: write before it moves
     if (off > 0) {
       std::memmove(rb_.get(), rb_.get() + off, rlen_ - off);
       rlen_ -= off;
@@ -265,12 +282,7 @@ bool Datapath::handle_frame(const wire::Frame& f) {
       c_.rx_bytes += f.body.size();
       if (expected_dsn_ != 0 && f.dsn != expected_dsn_) ++c_.dsn_gaps;
       expected_dsn_ = f.dsn + 1;
-      const ssize_t w = ::write(tun_.native_handle(), f.body.data(), f.body.size());
-      if (w == static_cast<ssize_t>(f.body.size())) {
-        ++c_.tun_tx_packets;
-      } else {
-        ++c_.drop_tun_write;
-      }
+      write_tun(f.body);
       return true;
     }
     case wire::FrameType::close:
@@ -284,6 +296,34 @@ bool Datapath::handle_frame(const wire::Frame& f) {
       ++c_.rx_control_frames;
       return true;
   }
+}
+
+void Datapath::write_tun(std::span<const std::uint8_t> pkt) {
+  if (!cfg_.vnet_hdr) {
+    ++c_.tun_writes;
+    if (::write(tun_.native_handle(), pkt.data(), pkt.size()) == static_cast<ssize_t>(pkt.size()))
+      ++c_.tun_tx_packets;
+    else
+      ++c_.drop_tun_write;
+    return;
+  }
+  if (!coalescer_.add(pkt)) {
+    flush_tun();
+    coalescer_.add(pkt);
+  }
+}
+
+void Datapath::flush_tun() {
+  if (coalescer_.empty()) return;
+  const std::size_t n = coalescer_.count();
+  iovec iov[2];
+  coalescer_.emit(iov);
+  ++c_.tun_writes;
+  const ssize_t w = ::writev(tun_.native_handle(), iov, 2);
+  if (w == static_cast<ssize_t>(iov[0].iov_len + iov[1].iov_len))
+    c_.tun_tx_packets += n;
+  else
+    c_.drop_tun_write += n;
 }
 
 }  // namespace tunnel

@@ -27,13 +27,21 @@ TunDevice::TunDevice(const TunConfig& cfg) : name_(cfg.name), mtu_(cfg.mtu) {
                                           : "open /dev/net/tun");
   }
   ifreq ifr{};
-  ifr.ifr_flags = IFF_TUN | IFF_NO_PI;
+  ifr.ifr_flags = IFF_TUN | IFF_NO_PI | (cfg.vnet_hdr ? IFF_VNET_HDR : 0);
   std::memcpy(ifr.ifr_name, cfg.name.data(), cfg.name.size());
   if (::ioctl(fd_, TUNSETIFF, &ifr) < 0) {
     const int err = errno;
     ::close(fd_);
     throw std::system_error(err, std::generic_category(),
                             "TUNSETIFF " + cfg.name + (existed_ ? " (an interface of that name exists and is not a free TUN)" : ""));
+  }
+  if (cfg.vnet_hdr) {
+    int sz = 10;  // sizeof(struct virtio_net_hdr)
+    if (::ioctl(fd_, TUNSETVNETHDRSZ, &sz) < 0 || ::ioctl(fd_, TUNSETOFFLOAD, 0) < 0) {
+      const int err = errno;
+      ::close(fd_);
+      throw std::system_error(err, std::generic_category(), "TUN " + cfg.name + ": set up virtio-net header");
+    }
   }
   try {
     ifindex_ = rtnl::ifindex(cfg.name);
