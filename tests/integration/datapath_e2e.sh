@@ -58,6 +58,16 @@ check "gateway wrote same-flow datagrams as UDP GSO batches ($(jq -r '"\(.counte
   test "$(jq -r '.counters.tun_writes < .counters.tun_tx_packets' <<<"$g1")" = true
 check "that load arrives with under 2% loss ($(jnum '.lost' "$r") lost)" test "$(jnum '.lost < 180' "$r")" = true
 
+# Garbage on the server's port: that connection is closed with a logged reason
+# and a counter, the server keeps running, the CPE reconnects.
+printf 'GET / HTTP/1.0\r\n\r\n' | $TB exec lan timeout 3 socat -u - TCP:198.18.0.1:7000 2>/dev/null
+sleep 0.5
+check "garbage closes that connection: logged reason" grep -q "malformed frame from peer: bad_version" "$WORK/gw.log"
+check "garbage is counted (protocol_errors.bad_version)" \
+  test "$(status_json gw | jq -r '.counters.protocol_errors.bad_version')" -ge 1
+check "server still running" kill -0 "$GW_PID"
+check "CPE is connected again with two subflows" wait_subflows cpe 2 10
+
 # Clean shutdown removes what the daemon added.
 kill -TERM "$CPE_PID"; wait "$CPE_PID"; rc=$?
 check "client exits 0 on SIGTERM" test $rc -eq 0
