@@ -2,21 +2,27 @@
 # Benchmark: UDP goodput with iperf3 over the direct path and through the
 # tunnel, in one run on the same two-path namespace topology (profile "fast",
 # unshaped), for 1400-byte and 64-byte datagrams at unlimited offered rate.
-# Prints both and their ratio. Needs root and a build (scripts/build.sh).
+# Direct and tunnel alternate for --rounds rounds (the UDP policy routing is
+# switched on and off; the tunnel stays up), because on a small machine the
+# sender, both daemons and the receiver share the cores and single runs vary;
+# it prints every round and the median ratio. Needs root and a build.
 #
-#   sudo ./scripts/bench.sh [--seconds N] [--json FILE]
+#   sudo ./scripts/bench.sh [--seconds N] [--rounds R] [--json FILE]
 set -euo pipefail
 ROOT="$(cd "$(dirname "$0")/.." && pwd)"
-SECS=5
+SECS=4
+ROUNDS=3
 JSON_OUT=""
 while (($#)); do
   case $1 in
     --seconds) SECS=$2; shift 2 ;;
+    --rounds) ROUNDS=$2; shift 2 ;;
     --json) JSON_OUT=$2; shift 2 ;;
-    *) sed -n '2,8p' "$0"; exit 2 ;;
+    *) sed -n '2,11p' "$0"; exit 2 ;;
   esac
 done
 ((SECS >= 1 && SECS <= 60)) || { echo "bench: --seconds must be 1..60" >&2; exit 2; }
+((ROUNDS >= 1 && ROUNDS <= 9)) || { echo "bench: --rounds must be 1..9" >&2; exit 2; }
 TUNNELD="$ROOT/build/tunneld/tunneld"
 [[ -x $TUNNELD ]] || { echo "bench: build first (scripts/build.sh)" >&2; exit 1; }
 P="bench$((RANDOM % 100))"
@@ -37,8 +43,6 @@ run_iperf() {
 }
 
 for _ in $(seq 50); do $TB exec lan bash -c "echo > /dev/tcp/198.18.20.2/5201" 2>/dev/null && break; sleep 0.1; done
-read -r d1400 _ < <(run_iperf 1400)
-read -r d64 d64pps < <(run_iperf 64)
 
 $TB exec gw "$TUNNELD" server --listen 198.18.0.1:7000 --tun ha0 --tun-address 198.18.100.2/30 \
   --status-socket "$WORK/gw.sock" --log-level warn ${TUNNELD_FLAGS:-} >"$WORK/gw.log" 2>&1 &
@@ -49,22 +53,43 @@ for _ in $(seq 100); do
   [[ $n -ge 2 ]] && break
   sleep 0.1
 done
-$TB exec cpe "$ROOT/scripts/ha-routing.sh" cpe install --tun ha0 --lan-if lan0 >/dev/null
-$TB exec gw "$ROOT/scripts/ha-routing.sh" gw install --tun ha0 --wan-if inet0 --cpe-prefix 198.18.10.0/24 >/dev/null
+[[ ${n:-0} -ge 2 ]] || { echo "bench: tunnel did not come up with 2 subflows" >&2; cat "$WORK"/*.log >&2; exit 1; }
 
-read -r t1400 _ < <(run_iperf 1400)
-read -r t64 t64pps < <(run_iperf 64)
-drops=$($TB exec cpe "$TUNNELD" status --socket "$WORK/cpe.sock" --json | jq -c '.counters | {drop_queue_full, tx_packets, send_calls}')
+routing() {  # on|off
+  if [[ $1 == on ]]; then
+    $TB exec cpe "$ROOT/scripts/ha-routing.sh" cpe install --tun ha0 --lan-if lan0 >/dev/null
+    $TB exec gw "$ROOT/scripts/ha-routing.sh" gw install --tun ha0 --wan-if inet0 --cpe-prefix 198.18.10.0/24 >/dev/null
+  else
+    $TB exec cpe "$ROOT/scripts/ha-routing.sh" cpe remove
+    $TB exec gw "$ROOT/scripts/ha-routing.sh" gw remove
+  fi
+}
 
-awk -v d1=$d1400 -v t1=$t1400 -v d6=$d64 -v t6=$t64 -v dp=$d64pps -v tp=$t64pps -v s=$SECS 'BEGIN {
-  printf "UDP goodput, iperf3 -u -b 0, %d s each, profile fast (unshaped veth paths)\n", s
-  printf "  %-16s %14s %14s %8s\n", "datagram", "direct", "tunnel", "ratio"
-  printf "  %-16s %10.0f Mb/s %10.0f Mb/s %8.2f\n", "1400 bytes", d1/1e6, t1/1e6, (d1 > 0 ? t1/d1 : 0)
-  printf "  %-16s %10.0f Mb/s %10.0f Mb/s %8.2f\n", "64 bytes", d6/1e6, t6/1e6, (d6 > 0 ? t6/d6 : 0)
-  printf "  %-16s %10.0f kp/s %10.0f kp/s %8.2f\n", "64 bytes (pps)", dp/1e3, tp/1e3, (dp > 0 ? tp/dp : 0)
-}'
-echo "  tunnel client counters: $drops"
+printf 'UDP goodput at the receiver, iperf3 -u -b 0, %d s per run, profile fast (unshaped veth paths)\n' "$SECS"
+printf '  %-6s %-9s %12s %12s %7s\n' round datagram "direct Mb/s" "tunnel Mb/s" ratio
+rows=()
+for r in $(seq "$ROUNDS"); do
+  for len in 1400 64; do
+    routing off; read -r d dp < <(run_iperf "$len")
+    routing on; read -r t tp < <(run_iperf "$len")
+    ratio=$(awk -v d="$d" -v t="$t" 'BEGIN { printf "%.3f", (d > 0) ? (t / d) : 0 }')
+    printf '  %-6s %-9s %12.0f %12.0f %7.2f\n' "$r" "$len B" "$(awk -v x="$d" 'BEGIN{print x/1e6}')" \
+      "$(awk -v x="$t" 'BEGIN{print x/1e6}')" "$ratio"
+    rows+=("$len $d $t $dp $tp $ratio")
+  done
+done
+median() { sort -g | awk '{ a[NR] = $1 } END { print (NR % 2) ? a[(NR + 1) / 2] : (a[NR / 2] + a[NR / 2 + 1]) / 2 }'; }
+m1400=$(printf '%s\n' "${rows[@]}" | awk '$1 == 1400 { print $6 }' | median)
+m64=$(printf '%s\n' "${rows[@]}" | awk '$1 == 64 { print $6 }' | median)
+pps_d=$(printf '%s\n' "${rows[@]}" | awk '$1 == 64 { print $4 }' | median)
+pps_t=$(printf '%s\n' "${rows[@]}" | awk '$1 == 64 { print $5 }' | median)
+printf '  median tunnel/direct ratio: 1400 B %.2f, 64 B %.2f (64 B packets/s: direct %.0fk, tunnel %.0fk)\n' \
+  "$m1400" "$m64" "$(awk -v x="$pps_d" 'BEGIN{print x/1e3}')" "$(awk -v x="$pps_t" 'BEGIN{print x/1e3}')"
+c=$($TB exec cpe "$TUNNELD" status --socket "$WORK/cpe.sock" --json | jq -c '.counters | {tx_packets, send_calls, drop_queue_full}')
+g=$($TB exec gw "$TUNNELD" status --socket "$WORK/gw.sock" --json | jq -c '.counters | {tun_tx_packets, tun_writes}')
+echo "  tunnel counters: client $c, gateway $g"
 if [[ -n $JSON_OUT ]]; then
-  jq -n --argjson d1 "$d1400" --argjson t1 "$t1400" --argjson d6 "$d64" --argjson t6 "$t64" \
-    '{direct_1400_bps:$d1, tunnel_1400_bps:$t1, ratio_1400:($t1/$d1), direct_64_bps:$d6, tunnel_64_bps:$t6, ratio_64:($t6/$d6)}' >"$JSON_OUT"
+  printf '%s\n' "${rows[@]}" | jq -Rn --argjson m1400 "$m1400" --argjson m64 "$m64" \
+    '[inputs | split(" ") | map(tonumber) | {len: .[0], direct_bps: .[1], tunnel_bps: .[2], ratio: .[5]}] |
+     {runs: ., median_ratio_1400: $m1400, median_ratio_64: $m64}' >"$JSON_OUT"
 fi
