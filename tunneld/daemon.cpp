@@ -22,6 +22,7 @@
 #include <netinet/in.h>
 #include <sys/socket.h>
 
+#include <algorithm>
 #include <cmath>
 #include <iostream>
 #include <memory>
@@ -351,7 +352,7 @@ class Client {
     } catch (const std::exception& e) {
       return fail_startup(e);
     }
-    core_.start_common([this] { shutdown(); }, nullptr);
+    core_.start_common([this] { shutdown(); }, [this] { maintain_paths(); });
     connect();
     core_.io_.run();
     paths_.reset();  // endpoints go before the process does
@@ -417,6 +418,39 @@ class Client {
     });
   }
 
+  // A path whose endpoint has had no established subflow for two checks in a
+  // row gets its endpoint deleted and re-added, at most every --path-retry.
+  void maintain_paths() {
+    const int fd = core_.dp_->socket_fd();
+    if (fd < 0 || !paths_) return;
+    const auto cs = tunnel::connection_stats(fd);
+    if (!cs.mptcp) return;
+    const auto& eps = paths_->added();
+    missing_.resize(eps.size(), 0);
+    last_rebuild_.resize(eps.size());
+    const auto now = Clock::now();
+    for (std::size_t i = 0; i < eps.size(); ++i) {
+      const bool up = std::any_of(cs.subflow.begin(), cs.subflow.end(), [&](const tunnel::SubflowStats& s) {
+        return s.state == 1 && s.local.address() == eps[i].addr;
+      });
+      if (up) {
+        if (missing_[i] > 2) spdlog::info("path {}: subflow is back", paths_->path_name(i));
+        missing_[i] = 0;
+        continue;
+      }
+      if (++missing_[i] < 2 || now - last_rebuild_[i] < o_.path_retry) continue;
+      last_rebuild_[i] = now;
+      try {
+        paths_->rebuild(i);
+        if (missing_[i] <= 3 || missing_[i] % 30 == 0)
+          spdlog::info("path {}: no subflow, re-added endpoint {} (id {}) to open one", paths_->path_name(i),
+                       eps[i].addr.to_string(), eps[i].id);
+      } catch (const std::exception& e) {
+        spdlog::warn("path {}: rebuilding its endpoint failed: {}", paths_->path_name(i), e.what());
+      }
+    }
+  }
+
   void shutdown() {
     retry_.cancel();
     connect_timer_.cancel();
@@ -431,6 +465,8 @@ class Client {
   std::optional<tcp::socket> sock_;
   asio::steady_timer retry_, connect_timer_;
   int attempts_ = 0;
+  std::vector<int> missing_;                  // checks in a row without a subflow, per path
+  std::vector<Clock::time_point> last_rebuild_;
   std::mt19937 rng_{std::random_device{}()};
 };
 

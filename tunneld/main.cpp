@@ -91,7 +91,7 @@ int main(int argc, char** argv) {
   tunneld::ClientOptions co;
   std::vector<std::string> s_addrs, c_addrs;
   std::string s_sq, s_lw, c_sq, c_lw, listen, server;
-  unsigned s_stats = 5000, c_stats = 5000, connect_timeout_ms = 5000, reconnect_max_ms = 2000;
+  unsigned s_stats = 5000, c_stats = 5000, connect_timeout_ms = 5000, reconnect_max_ms = 2000, path_retry_ms = 2000;
 
   auto* srv = app.add_subcommand("server", "Run the gateway end: listen for CPEs");
   srv->add_option("--listen", listen, "Address and port to listen on, ADDR:PORT or [ADDR6]:PORT")->required();
@@ -107,6 +107,10 @@ int main(int argc, char** argv) {
   cli->add_option("--reconnect-max", reconnect_max_ms, "Longest pause between reconnect attempts, in ms")
       ->capture_default_str()
       ->check(CLI::Range(100u, 600000u));
+  cli->add_option("--path-retry", path_retry_ms,
+                  "Milliseconds between attempts to rebuild a path's lost subflow (checked every --stats-interval)")
+      ->capture_default_str()
+      ->check(CLI::Range(200u, 600000u));
   add_common(cli, co, c_addrs, c_sq, c_lw, c_stats);
 
   std::string status_socket, status_tun;
@@ -125,6 +129,7 @@ int main(int argc, char** argv) {
       co.server = endpoint_flag(server, "--server");
       co.connect_timeout = std::chrono::milliseconds(connect_timeout_ms);
       co.reconnect_max = std::chrono::milliseconds(reconnect_max_ms);
+      co.path_retry = std::chrono::milliseconds(path_retry_ms);
       finish_common(co, c_addrs, c_sq, c_lw, c_stats);
     } else if (*st && status_socket.empty()) {
       if (status_tun.empty()) throw CLI::ValidationError("status", "give --socket PATH or --tun NAME");

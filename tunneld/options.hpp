@@ -34,6 +34,7 @@ struct ClientOptions : CommonOptions {
   std::vector<std::string> backup_paths;
   std::chrono::milliseconds connect_timeout{5000};
   std::chrono::milliseconds reconnect_max{2000};
+  std::chrono::milliseconds path_retry{2000};
 };
 
 std::string default_status_socket(const std::string& tun);

@@ -58,6 +58,14 @@ check "gateway wrote same-flow datagrams as UDP GSO batches ($(jq -r '"\(.counte
   test "$(jq -r '.counters.tun_writes < .counters.tun_tx_packets' <<<"$g1")" = true
 check "that load arrives with under 2% loss ($(jnum '.lost' "$r") lost)" test "$(jnum '.lost < 180' "$r")" = true
 
+# A subflow that closes is rebuilt: reset the LTE subflow from the gateway.
+$TB exec gw ss -K -tn dst 198.18.2.1 >/dev/null 2>&1
+sleep 0.2
+n_after_kill=$(status_json cpe | jq -r '.connection.subflows')
+check "killing the LTE subflow leaves one ($n_after_kill)" test "$n_after_kill" -eq 1
+check "the client rebuilds the LTE subflow" wait_subflows cpe 2 8
+check "and says so in its log" grep -q "path lte: no subflow, re-added endpoint" "$WORK/cpe.log"
+
 # Garbage on the server's port: that connection is closed with a logged reason
 # and a counter, the server keeps running, the CPE reconnects.
 printf 'GET / HTTP/1.0\r\n\r\n' | $TB exec lan timeout 3 socat -u - TCP:198.18.0.1:7000 2>/dev/null

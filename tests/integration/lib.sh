@@ -55,7 +55,7 @@ start_tunnel() {
   GW_PID=$!
   $TB exec cpe "$TUNNELD" client --server 198.18.0.1:7000 --tun ha0 --path dsl --path lte \
     --tun-address 198.18.100.1/30 --tun-address fd00:100::1/64 --status-socket "$WORK/cpe.sock" \
-    --stats-interval 500 "$@" >"$WORK/cpe.log" 2>&1 &
+    --stats-interval 500 --path-retry 1000 "$@" >"$WORK/cpe.log" 2>&1 &
   PIDS+=($!)
   CPE_PID=$!
 }

@@ -30,6 +30,12 @@ class PathSetup {
   PathSetup& operator=(const PathSetup&) = delete;
 
   const std::vector<netlink::Endpoint>& added() const { return added_; }
+  const std::string& path_name(std::size_t i) const { return names_[i]; }
+
+  // Deletes and re-adds added()[i]. The in-kernel PM never re-creates a
+  // subflow that closed; a fresh endpoint makes it open one on every existing
+  // connection. Throws on netlink failure (the endpoint may then be gone).
+  void rebuild(std::size_t i);
 
  private:
   void undo() noexcept;
@@ -37,6 +43,7 @@ class PathSetup {
   netlink::MptcpPm& pm_;
   std::optional<netlink::PmLimits> saved_limits_;
   std::vector<netlink::Endpoint> added_;
+  std::vector<std::string> names_;  // path (interface) of each added_ entry
 };
 
 }  // namespace tunnel

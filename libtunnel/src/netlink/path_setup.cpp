@@ -44,6 +44,7 @@ PathSetup::PathSetup(netlink::MptcpPm& pm, const std::vector<PathSpec>& paths, i
       ep.ifindex = ifidx;
       ep.id = pm_.add_endpoint(ep);
       added_.push_back(ep);
+      names_.push_back(p.ifname);
       spdlog::info("path {}: MPTCP endpoint {} id {} flags {}", p.ifname, addr->to_string(), ep.id,
                    netlink::endpoint_flags_to_string(ep.flags));
     }
@@ -55,6 +56,14 @@ PathSetup::PathSetup(netlink::MptcpPm& pm, const std::vector<PathSpec>& paths, i
 
 PathSetup::~PathSetup() { undo(); }
 
+void PathSetup::rebuild(std::size_t i) {
+  netlink::Endpoint& ep = added_.at(i);
+  pm_.del_endpoint(ep.id);
+  netlink::Endpoint fresh = ep;
+  fresh.id = 0;
+  ep.id = pm_.add_endpoint(fresh);
+}
+
 void PathSetup::undo() noexcept {
   for (const auto& ep : added_) {
     try {
@@ -65,6 +74,7 @@ void PathSetup::undo() noexcept {
     }
   }
   added_.clear();
+  names_.clear();
   if (saved_limits_) {
     try {
       pm_.set_limits(*saved_limits_);
