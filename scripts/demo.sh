@@ -36,8 +36,8 @@ $TB exec cpe "$ROOT/scripts/ha-routing.sh" cpe install --tun ha0 --lan-if lan0 >
 $TB exec gw "$ROOT/scripts/ha-routing.sh" gw install --tun ha0 --wan-if inet0 \
   --cpe-prefix 198.18.10.0/24 --cpe-prefix fd00:10::/64 >/dev/null
 
-echo "tunneld demo: profile hybrid (DSL 20 down / 5 up Mbit/s, LTE 30 down / 10 up Mbit/s, LTE 0.1% loss)"
-echo "  note: the testbed does not emulate delay yet, so the paths have sub-millisecond RTT"
+echo "tunneld demo: profile hybrid (DSL 20 down / 5 up Mbit/s, 10 ms one way; LTE 30 down / 10 up Mbit/s,"
+echo "  40 ms +-10 ms one way, 0.1% loss)"
 st cpe | jq -r '"  tunnel: MPTCP \(.connection.mptcp), \(.connection.subflows) subflows: " +
   ([.connection.subflow[] | select(.established) | .local] | join(", "))'
 
@@ -74,4 +74,6 @@ for _ in $(seq 50); do grep -q ready "$WORK/probe.json" 2>/dev/null && break; sl
 $TB exec lan "$PROBE" send --to 198.18.20.2:9100 --count 1000 --size 64-1472 --rate 200 >/dev/null
 wait $rp || true
 tail -n 1 "$WORK/probe.json" | jq -r '"  integrity (lan -> inet, 1000 datagrams of 64..1472 bytes): received \(.received), intact \(.unique), corrupt \(.corrupt), duplicates \(.duplicates), lost \(.lost); one-way latency p50 \(.lat_p50_ms) ms, p99 \(.lat_p99_ms) ms"'
-st cpe | jq -r '.counters | "  CPE counters: sent \(.tx_packets), received \(.rx_packets), dropped: queue-full \(.drop_queue_full), non-UDP \(.drop_non_udp), no-tunnel \(.drop_no_tunnel)"'
+for h in cpe gw; do
+  st $h | jq -r --arg h "$h" '.counters | "  \($h) counters: sent \(.tx_packets), received \(.rx_packets), dropped: queue-full \(.drop_queue_full), non-UDP \(.drop_non_udp), no-tunnel \(.drop_no_tunnel), TUN write \(.drop_tun_write)"'
+done
