@@ -1,0 +1,51 @@
+#!/usr/bin/env bash
+# Failures during a 1000 packets/s probe stream (lan -> inet, 200-byte
+# datagrams, 8 s) on the hybrid profile: LTE down; DSL (the initial subflow's
+# path) blackholed; both paths flapping one after the other. Each prints the
+# longest gap and the datagrams lost, as a baseline for the session layer
+# (issue 4), and checks that the tunnel carried traffic to the end.
+source "$(dirname "$0")/lib.sh"
+[[ -x ${LINKEM:-$ROOT/build/netns-testbed/linkem} ]] || skip_all "build first: linkem"
+export LINKEM="${LINKEM:-$ROOT/build/netns-testbed/linkem}"
+
+$TB up hybrid >"$WORK/testbed.log" 2>&1 || { not_ok "testbed up"; finish; }
+start_tunnel
+wait_subflows cpe 2 15 || { not_ok "tunnel up with two subflows"; finish; }
+install_routing || { not_ok "policy routing"; finish; }
+
+# scenario NAME ACTIONS...: ACTIONS is a list of "SECONDS:testbed-set-args" run
+# during the stream; every path is restored to the profile afterwards.
+scenario() {
+  local name=$1; shift
+  $TB exec inet "$UDP_PROBE" recv --bind 0.0.0.0:9500 --count 8000 --idle-timeout 4000 --max-time 30000 \
+    >"$WORK/fo.json" &
+  local rp=$!
+  for _ in $(seq 50); do grep -q ready "$WORK/fo.json" 2>/dev/null && break; sleep 0.05; done
+  $TB exec lan "$UDP_PROBE" send --to 198.18.20.2:9500 --count 8000 --size 200 --rate 1000 >/dev/null &
+  local sp=$! t0=$SECONDS a
+  for a in "$@"; do
+    local at=${a%%:*} args=${a#*:}
+    while ((SECONDS - t0 < at)); do sleep 0.05; done
+    # shellcheck disable=SC2086
+    $TB set $args >/dev/null
+  done
+  wait "$sp"
+  wait "$rp"
+  $TB profile hybrid >/dev/null
+  local r
+  r=$(tail -n 1 "$WORK/fo.json")
+  local gap lost dup
+  gap=$(jq -r '.max_gap_ms' <<<"$r"); lost=$(jq -r '.lost' <<<"$r"); dup=$(jq -r '.duplicates' <<<"$r")
+  echo "# scenario $name: longest gap $gap ms, lost $lost of 8000, duplicates $dup, p99 latency $(jq -r '.lat_p99_ms' <<<"$r") ms"
+  check "$name: stream carried to the end (longest gap $gap ms, lost $lost)" \
+    test "$(jq -r '.received >= 4000 and .corrupt == 0 and .duplicates == 0' <<<"$r")" = true
+  check "$name: tunnel still connected afterwards" wait_subflows cpe 1 10
+}
+
+scenario "lte-down" "3:lte state=down"
+wait_subflows cpe 2 15 >/dev/null
+scenario "dsl-blackhole" "3:dsl state=blackhole"
+wait_subflows cpe 2 15 >/dev/null
+scenario "flapping" "1:dsl state=down" "2:dsl state=up" "3:lte state=down" "4:lte state=up" \
+  "5:dsl state=down" "6:dsl state=up" "6:lte state=down" "7:lte state=up"
+finish
