@@ -41,9 +41,9 @@ trap 'exit 130' INT TERM
 
 ok() { N=$((N + 1)); echo "ok $N - $*"; }
 not_ok() { N=$((N + 1)); FAILED=$((FAILED + 1)); echo "not ok $N - $*"; }
-check() {  # check "description" CONDITION...
+check() {  # check "description" CONDITION...; returns the condition's result
   local d=$1; shift
-  if "$@"; then ok "$d"; else not_ok "$d"; fi
+  if "$@"; then ok "$d"; else not_ok "$d"; return 1; fi
 }
 finish() { echo "1..$N"; ((FAILED == 0)); exit $?; }
 
