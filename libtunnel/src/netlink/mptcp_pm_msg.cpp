@@ -64,6 +64,15 @@ const genlmsghdr* genl_of(const nlmsghdr* nlh) {
   return static_cast<const genlmsghdr*>(mnl_nlmsg_get_payload(nlh));
 }
 
+// Checks the generic netlink header and parses the top-level attributes.
+template <std::size_t N>
+std::optional<AttrTable<N>> parse_top(const nlmsghdr* nlh, const std::array<int, N + 1>& sizes) {
+  if (!genl_of(nlh)) return std::nullopt;
+  AttrTable<N> t{.sizes = &sizes};
+  if (mnl_attr_parse(nlh, sizeof(genlmsghdr), table_cb<N>, &t) != MNL_CB_OK || t.bad) return std::nullopt;
+  return t;
+}
+
 std::optional<ip::address> addr_from(const nlattr* a4, const nlattr* a6) {
   if (a4) {
     std::uint32_t be;
@@ -178,13 +187,10 @@ std::optional<FamilyInfo> parse_family(const nlmsghdr* nlh, const char* group_na
 }
 
 std::optional<Endpoint> parse_endpoint(const nlmsghdr* nlh) {
-  if (!genl_of(nlh)) return std::nullopt;
-  AttrTable<uapi::kPmAttrMax> t{.sizes = &kPmSizes};
-  if (mnl_attr_parse(nlh, sizeof(genlmsghdr), table_cb<uapi::kPmAttrMax>, &t) != MNL_CB_OK || t.bad)
-    return std::nullopt;
-  if (!t.tb[uapi::kPmAttrAddr]) return std::nullopt;
+  const auto t = parse_top<uapi::kPmAttrMax>(nlh, kPmSizes);
+  if (!t || !t->tb[uapi::kPmAttrAddr]) return std::nullopt;
   AttrTable<uapi::kPmAddrAttrMax> a{.sizes = &kAddrSizes};
-  if (mnl_attr_parse_nested(t.tb[uapi::kPmAttrAddr], table_cb<uapi::kPmAddrAttrMax>, &a) != MNL_CB_OK ||
+  if (mnl_attr_parse_nested(t->tb[uapi::kPmAttrAddr], table_cb<uapi::kPmAddrAttrMax>, &a) != MNL_CB_OK ||
       a.bad)
     return std::nullopt;
   auto addr = addr_from(a.tb[uapi::kPmAddrAttrAddr4], a.tb[uapi::kPmAddrAttrAddr6]);
@@ -200,24 +206,18 @@ std::optional<Endpoint> parse_endpoint(const nlmsghdr* nlh) {
 }
 
 std::optional<PmLimits> parse_limits(const nlmsghdr* nlh) {
-  if (!genl_of(nlh)) return std::nullopt;
-  AttrTable<uapi::kPmAttrMax> t{.sizes = &kPmSizes};
-  if (mnl_attr_parse(nlh, sizeof(genlmsghdr), table_cb<uapi::kPmAttrMax>, &t) != MNL_CB_OK || t.bad)
-    return std::nullopt;
-  if (!t.tb[uapi::kPmAttrSubflows] || !t.tb[uapi::kPmAttrRcvAddAddrs]) return std::nullopt;
-  return PmLimits{mnl_attr_get_u32(t.tb[uapi::kPmAttrSubflows]),
-                  mnl_attr_get_u32(t.tb[uapi::kPmAttrRcvAddAddrs])};
+  const auto t = parse_top<uapi::kPmAttrMax>(nlh, kPmSizes);
+  if (!t || !t->tb[uapi::kPmAttrSubflows] || !t->tb[uapi::kPmAttrRcvAddAddrs]) return std::nullopt;
+  return PmLimits{mnl_attr_get_u32(t->tb[uapi::kPmAttrSubflows]),
+                  mnl_attr_get_u32(t->tb[uapi::kPmAttrRcvAddAddrs])};
 }
 
 std::optional<PmEventMsg> parse_event(const nlmsghdr* nlh) {
-  const genlmsghdr* genl = genl_of(nlh);
-  if (!genl) return std::nullopt;
-  AttrTable<uapi::kEvAttrMax> t{.sizes = &kEventSizes};
-  if (mnl_attr_parse(nlh, sizeof(genlmsghdr), table_cb<uapi::kEvAttrMax>, &t) != MNL_CB_OK || t.bad)
-    return std::nullopt;
-  if (!t.tb[uapi::kEvAttrToken]) return std::nullopt;
+  const auto parsed = parse_top<uapi::kEvAttrMax>(nlh, kEventSizes);
+  if (!parsed || !parsed->tb[uapi::kEvAttrToken]) return std::nullopt;
+  const auto& t = *parsed;
   PmEventMsg ev;
-  ev.type = genl->cmd;
+  ev.type = genl_of(nlh)->cmd;
   ev.token = mnl_attr_get_u32(t.tb[uapi::kEvAttrToken]);
   ev.saddr = addr_from(t.tb[uapi::kEvAttrSaddr4], t.tb[uapi::kEvAttrSaddr6]);
   ev.daddr = addr_from(t.tb[uapi::kEvAttrDaddr4], t.tb[uapi::kEvAttrDaddr6]);
