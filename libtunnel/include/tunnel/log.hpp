@@ -1,5 +1,5 @@
-// Logging set-up: one spdlog logger to stderr; journald adds timestamps of
-// its own, so `plain` drops ours.
+// Logging set-up: one spdlog logger to stderr, one line per event, with an
+// ISO-8601 timestamp and the level.
 #pragma once
 
 #include <string>
