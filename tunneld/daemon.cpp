@@ -1,15 +1,19 @@
-// The client (CPE) and server (gateway) roles: set-up, connection handling,
-// monitoring and orderly shutdown around one tunnel::Datapath.
+// The client (CPE) and server (gateway) roles: set-up, handshakes, sessions,
+// monitoring and orderly shutdown.
+#include "handshake_conn.hpp"
 #include "options.hpp"
+#include "report.hpp"
 #include "status.hpp"
 
-#include <tunnel/datapath.hpp>
+#include <tunnel/cpe_table.hpp>
+#include <tunnel/handshake.hpp>
 #include <tunnel/mptcp_pm.hpp>
 #include <tunnel/mptcp_socket.hpp>
 #include <tunnel/mptcp_uapi.hpp>
 #include <tunnel/path_setup.hpp>
-#include <tunnel/rtnl.hpp>
+#include <tunnel/session.hpp>
 #include <tunnel/tun_device.hpp>
+#include <tunnel/tun_port.hpp>
 
 #include <boost/asio/io_context.hpp>
 #include <boost/asio/ip/tcp.hpp>
@@ -25,12 +29,16 @@
 #include <algorithm>
 #include <cmath>
 #include <iostream>
+#include <map>
 #include <memory>
 #include <optional>
 #include <random>
+#include <set>
 
 namespace tunneld {
 namespace asio = boost::asio;
+namespace wire = tunnel::wire;
+namespace hs = tunnel::hs;
 using tcp = asio::ip::tcp;
 using Clock = std::chrono::steady_clock;
 
@@ -38,48 +46,49 @@ namespace {
 
 constexpr int kExitFailure = 1;
 
-std::string json_escape(std::string_view s) {
-  std::string o;
-  for (char ch : s) {
-    if (ch == '"' || ch == '\\') {
-      o += '\\';
-      o += ch;
-    } else if (static_cast<unsigned char>(ch) < 0x20) {
-      o += fmt::format("\\u{:04x}", ch);
-    } else {
-      o += ch;
-    }
-  }
-  return o;
+tunnel::SessionConfig session_config(const CommonOptions& o) {
+  tunnel::SessionConfig c;
+  c.mtu = o.mtu;
+  c.send_queue_bytes = o.send_queue_bytes;
+  c.buffer_bytes = o.buffer_bytes;
+  c.buffer_age = o.buffer_age;
+  c.heartbeat = o.heartbeat;
+  c.dead_interval = o.dead_interval;
+  c.hold = o.session_hold;
+  return c;
 }
 
-std::string ep_str(const tcp::endpoint& e) {
-  return e.address().is_v6() ? fmt::format("[{}]:{}", e.address().to_string(), e.port())
-                             : fmt::format("{}:{}", e.address().to_string(), e.port());
-}
-
-// What both roles share: TUN, data path, status socket, signals, monitoring.
+// What both roles share: TUN, status socket, signals, the session tick,
+// monitoring of MPTCP events.
 class Core {
  public:
-  Core(const CommonOptions& o, const char* role) : o_(o), role_(role), signals_(io_, SIGINT, SIGTERM), tick_(io_) {}
+  Core(const CommonOptions& o, const char* role)
+      : o_(o), role_(role), signals_(io_, SIGINT, SIGTERM), tick_(io_), stats_tick_(io_) {}
 
   // Opens the TUN and the netlink clients. Throws with a message for the user.
-  void open() {
+  void open(tunnel::TunPort::Sink sink) {
     tun_.emplace(tunnel::TunConfig{o_.tun, o_.mtu, o_.tun_addresses, o_.tun_offload});
     spdlog::info("TUN {} (ifindex {}) mtu {}{}", tun_->name(), tun_->ifindex(), o_.mtu,
                  tun_->attached_existing() ? ", attached to existing device" : "");
     for (const auto& p : o_.tun_addresses) spdlog::info("TUN {} address {}", tun_->name(), p.to_string());
     pm_.emplace();
-    tunnel::DatapathConfig dc;
-    dc.mtu = o_.mtu;
-    dc.send_queue_bytes = o_.send_queue_bytes;
-    dc.allow_non_udp = o_.allow_non_udp;
-    dc.vnet_hdr = o_.tun_offload;
-    dp_.emplace(io_, tun_->fd(), dc);
+    tunnel::TunPortConfig tc;
+    tc.mtu = o_.mtu;
+    tc.allow_non_udp = o_.allow_non_udp;
+    tc.vnet_hdr = o_.tun_offload;
+    port_.emplace(io_, tun_->fd(), tc, std::move(sink));
+    port_->on_batch_end([this] {
+      for (auto* s : dirty_) s->flush();
+      dirty_.clear();
+    });
   }
 
-  void start_common(std::function<void()> on_signal, std::function<void()> on_tick) {
-    status_.emplace(io_, o_.status_socket, [this](bool json) { return render(json); });
+  // `on_tick` runs every session tick (100 ms at most), `on_stats` every
+  // --stats-interval, `on_event` for each MPTCP PM event.
+  void start(std::function<void()> on_signal, std::function<void(Clock::time_point)> on_tick,
+             std::function<void()> on_stats, std::function<void(const tunnel::netlink::PmEventMsg&)> on_event,
+             StatusServer::Render render) {
+    status_.emplace(io_, o_.status_socket, std::move(render));
     spdlog::info("status socket {}", o_.status_socket);
     signals_.async_wait([this, on_signal](const boost::system::error_code& ec, int sig) {
       if (ec) return;
@@ -87,15 +96,19 @@ class Core {
       on_signal();
     });
     on_tick_ = std::move(on_tick);
+    on_stats_ = std::move(on_stats);
+    on_event_ = std::move(on_event);
+    tick_period_ = std::min(std::chrono::milliseconds(100), o_.heartbeat / 4);
     schedule_tick();
-    dp_->start();
+    schedule_stats();
+    port_->start();
     if (auto g = pm_->events_group()) {
       try {
         events_.emplace(*g);
         event_sd_.emplace(io_, ::dup(events_->fd()));
         wait_events();
       } catch (const std::exception& e) {
-        spdlog::warn("MPTCP events unavailable, relying on polling: {}", e.what());
+        spdlog::warn("MPTCP events unavailable, relying on the heartbeat: {}", e.what());
       }
     }
   }
@@ -105,228 +118,411 @@ class Core {
     boost::system::error_code ec;
     signals_.cancel(ec);
     tick_.cancel();
+    stats_tick_.cancel();
     if (event_sd_) event_sd_->cancel(ec);
     status_.reset();
-    dp_->stop();
+    port_->stop();
   }
 
-  // Called when a connection is attached: tune it, then watch it.
-  void connection_up() {
-    if (auto ec = tunnel::tune_socket(dp_->socket_fd(), {true, o_.notsent_lowat}))
-      spdlog::warn("socket options: {}", ec.message());
-    last_subflows_ = -1;
-    fallback_warned_ = false;
-    dp_->send_heartbeat();
-    check_connection();
-  }
-
-  // Logs fallback to TCP and changes in the number of subflows.
-  void check_connection() {
-    const int fd = dp_->socket_fd();
-    if (fd < 0) return;
-    const auto cs = tunnel::connection_stats(fd);
-    token_ = cs.token;
-    if (!cs.mptcp) {
-      if (!fallback_warned_)
-        spdlog::warn("connection fell back to plain TCP: a single path, no failover (is MPTCP blocked on the path?)");
-      fallback_warned_ = true;
-      return;
-    }
-    if (static_cast<int>(cs.subflows) != last_subflows_) {
-      std::string list;
-      for (const auto& sf : cs.subflow) {
-        if (sf.state != 1) continue;
-        list += fmt::format("{}{} -> {}", list.empty() ? "" : ", ", ep_str(sf.local), ep_str(sf.remote));
-      }
-      spdlog::info("MPTCP subflows established: {} ({})", cs.subflows, list);
-      last_subflows_ = static_cast<int>(cs.subflows);
-    }
-  }
-
-  std::string render(bool json) {
-    const auto& c = dp_->counters();
-    std::optional<tunnel::ConnectionStats> cs;
-    if (dp_->socket_fd() >= 0) cs = tunnel::connection_stats(dp_->socket_fd());
-    const auto up = std::chrono::duration_cast<std::chrono::seconds>(Clock::now() - started_).count();
-    if (!json) {
-      std::string s = fmt::format("role {}  tun {}  state {}  peer {}  up {}s\n", role_, o_.tun, state_,
-                                  peer_.empty() ? "-" : peer_, up);
-      if (cs) {
-        s += fmt::format("connection: {}  subflows established {}\n", cs->mptcp ? "MPTCP" : "plain TCP (fallback)",
-                         cs->subflows);
-        for (const auto& sf : cs->subflow)
-          s += fmt::format("  subflow {} -> {}  state {}  rtt {:.1f}ms  sent {}  acked {}  received {}  retrans {}\n",
-                           ep_str(sf.local), ep_str(sf.remote), sf.state == 1 ? "established" : "other",
-                           sf.rtt_us / 1000.0, sf.bytes_sent, sf.bytes_acked, sf.bytes_received, sf.total_retrans);
-      }
-      s += fmt::format(
-          "tun->tunnel: read {}  sent {} ({} bytes)  dropped: non-udp {} malformed {} queue-full {} no-tunnel {} "
-          "disconnect {}\n",
-          c.tun_rx_packets, c.tx_packets, c.tx_bytes, c.drop_non_udp, c.drop_malformed, c.drop_queue_full,
-          c.drop_no_tunnel, c.drop_disconnect);
-      s += fmt::format("tunnel->tun: received {} ({} bytes)  written {}  dropped: tun-write {}  dsn-gaps {}\n",
-                       c.rx_packets, c.rx_bytes, c.tun_tx_packets, c.drop_tun_write, c.dsn_gaps);
-      std::uint64_t perr = 0;
-      for (auto v : c.proto_errors) perr += v;
-      s += fmt::format("connections {}  protocol errors {}\n", c.connections, perr);
-      return s;
-    }
-    std::string s = fmt::format(R"({{"role":"{}","tun":"{}","state":"{}","peer":"{}","uptime_s":{},)", role_,
-                                json_escape(o_.tun), state_, json_escape(peer_), up);
-    s += R"("connection":)";
-    if (cs) {
-      s += fmt::format(R"({{"mptcp":{},"token":{},"subflows":{},"subflow":[)", cs->mptcp, cs->token, cs->subflows);
-      for (std::size_t i = 0; i < cs->subflow.size(); ++i) {
-        const auto& sf = cs->subflow[i];
-        s += fmt::format(
-            R"({}{{"local":"{}","remote":"{}","established":{},"rtt_us":{},"bytes_sent":{},"bytes_acked":{},"bytes_received":{},"retrans":{}}})",
-            i ? "," : "", ep_str(sf.local), ep_str(sf.remote), sf.state == 1, sf.rtt_us, sf.bytes_sent,
-            sf.bytes_acked, sf.bytes_received, sf.total_retrans);
-      }
-      s += "]},";
-    } else {
-      s += "null,";
-    }
-    s += fmt::format(
-        R"("counters":{{"tun_rx_packets":{},"tx_packets":{},"tx_bytes":{},"drop_non_udp":{},"drop_malformed":{},)"
-        R"("drop_queue_full":{},"drop_no_tunnel":{},"drop_disconnect":{},"rx_packets":{},"rx_bytes":{},)"
-        R"("tun_tx_packets":{},"tun_writes":{},"drop_tun_write":{},"dsn_gaps":{},"rx_control_frames":{},"tx_heartbeats":{},"connections":{},"send_calls":{},"protocol_errors":{{)",
-        c.tun_rx_packets, c.tx_packets, c.tx_bytes, c.drop_non_udp, c.drop_malformed, c.drop_queue_full,
-        c.drop_no_tunnel, c.drop_disconnect, c.rx_packets, c.rx_bytes, c.tun_tx_packets, c.tun_writes, c.drop_tun_write,
-        c.dsn_gaps, c.rx_control_frames, c.tx_heartbeats, c.connections, c.send_calls);
-    for (int i = 2; i < tunnel::wire::kParseStatusCount; ++i)
-      s += fmt::format(R"({}"{}":{})", i > 2 ? "," : "", tunnel::wire::to_string(static_cast<tunnel::wire::ParseStatus>(i)),
-                       c.proto_errors[static_cast<std::size_t>(i)]);
-    s += "}}}\n";
-    return s;
-  }
+  void mark_dirty(tunnel::Session* s) { dirty_.push_back(s); }
+  void forget(tunnel::Session* s) { std::erase(dirty_, s); }
 
   asio::io_context io_;
   const CommonOptions& o_;
   const char* role_;
   std::optional<tunnel::TunDevice> tun_;
   std::optional<tunnel::netlink::MptcpPm> pm_;
-  std::optional<tunnel::Datapath> dp_;
-  std::string state_ = "starting";
-  std::string peer_;
-  std::uint32_t token_ = 0;
+  std::optional<tunnel::TunPort> port_;
   bool stopping_ = false;
-  std::function<void(const tunnel::netlink::PmEventMsg&)> on_event_;
+  Clock::time_point started_ = Clock::now();
 
  private:
   void schedule_tick() {
-    tick_.expires_after(o_.stats_interval);
+    tick_.expires_after(tick_period_);
     tick_.async_wait([this](const boost::system::error_code& ec) {
       if (ec || stopping_) return;
-      check_connection();
-      dp_->send_heartbeat();
-      if (on_tick_) on_tick_();
+      if (on_tick_) on_tick_(Clock::now());
       schedule_tick();
     });
   }
-
+  void schedule_stats() {
+    stats_tick_.expires_after(o_.stats_interval);
+    stats_tick_.async_wait([this](const boost::system::error_code& ec) {
+      if (ec || stopping_) return;
+      if (on_stats_) on_stats_();
+      schedule_stats();
+    });
+  }
   void wait_events() {
     event_sd_->async_wait(asio::posix::descriptor_base::wait_read, [this](const boost::system::error_code& ec) {
       if (ec || stopping_) return;
-      for (const auto& ev : events_->read()) {
-        if (ev.token != token_ || token_ == 0) continue;
-        if (ev.type == tunnel::uapi::kEventSubEstablished || ev.type == tunnel::uapi::kEventSubClosed) {
-          const std::string saddr = ev.saddr ? ev.saddr->to_string() : "?";
-          const std::string daddr = ev.daddr ? ev.daddr->to_string() : "?";
-          if (ev.type == tunnel::uapi::kEventSubEstablished)
-            spdlog::info("subflow up: {}:{} -> {}:{} (ifindex {})", saddr, ev.sport, daddr, ev.dport, ev.ifindex);
-          else
-            spdlog::warn("subflow closed: {}:{} -> {}:{} (ifindex {}, error {})", saddr, ev.sport, daddr, ev.dport,
-                         ev.ifindex, ev.error);
-          check_connection();
-        }
+      for (const auto& ev : events_->read())
         if (on_event_) on_event_(ev);
-      }
       wait_events();
     });
   }
 
   asio::signal_set signals_;
-  asio::steady_timer tick_;
-  std::function<void()> on_tick_;
+  asio::steady_timer tick_, stats_tick_;
+  std::chrono::milliseconds tick_period_{100};
+  std::function<void(Clock::time_point)> on_tick_;
+  std::function<void()> on_stats_;
+  std::function<void(const tunnel::netlink::PmEventMsg&)> on_event_;
   std::optional<StatusServer> status_;
   std::optional<tunnel::netlink::PmEventSocket> events_;
   std::optional<asio::posix::stream_descriptor> event_sd_;
-  int last_subflows_ = -1;
-  bool fallback_warned_ = false;
-  Clock::time_point started_ = Clock::now();
+  std::vector<tunnel::Session*> dirty_;
 };
 
-int fail_startup(const std::exception& e) {
-  spdlog::error("{}", e.what());
-  std::cerr << "tunneld: " << e.what() << "\n";
+int fail_startup(const std::string& what) {
+  spdlog::error("{}", what);
+  std::cerr << "tunneld: " << what << "\n";
   return kExitFailure;
+}
+
+// Watches one connection's subflows: logs fallback and changes in count.
+struct ConnWatch {
+  int last_subflows = -1;
+  bool fallback_warned = false;
+  // Returns the number of established subflows (-1: not MPTCP).
+  int check(int fd, const std::string& who) {
+    if (fd < 0) return -1;
+    const auto cs = tunnel::connection_stats(fd);
+    if (!cs.mptcp) {
+      if (!fallback_warned)
+        spdlog::warn("{}: connection fell back to plain TCP: a single path, no failover (is MPTCP blocked on the path?)",
+                     who);
+      fallback_warned = true;
+      return -1;
+    }
+    if (static_cast<int>(cs.subflows) != last_subflows) {
+      std::string list;
+      for (const auto& sf : cs.subflow) {
+        if (sf.state != 1) continue;
+        list += fmt::format("{}{} -> {}", list.empty() ? "" : ", ", ep_str(sf.local), ep_str(sf.remote));
+      }
+      spdlog::info("{}: MPTCP subflows established: {} ({})", who, cs.subflows, list);
+      last_subflows = static_cast<int>(cs.subflows);
+    }
+    return static_cast<int>(cs.subflows);
+  }
+};
+
+void log_subflow_event(const tunnel::netlink::PmEventMsg& ev, const std::string& who) {
+  const std::string saddr = ev.saddr ? ev.saddr->to_string() : "?";
+  const std::string daddr = ev.daddr ? ev.daddr->to_string() : "?";
+  if (ev.type == tunnel::uapi::kEventSubEstablished)
+    spdlog::info("{}: subflow up: {}:{} -> {}:{} (ifindex {})", who, saddr, ev.sport, daddr, ev.dport, ev.ifindex);
+  else
+    spdlog::warn("{}: subflow closed: {}:{} -> {}:{} (ifindex {}, error {})", who, saddr, ev.sport, daddr, ev.dport,
+                 ev.ifindex, ev.error);
+}
+
+// After a subflow closed: a connection left with no established subflow
+// cannot carry anything, though the kernel keeps its socket open. Ends it so
+// the session reconnects now instead of after the dead interval.
+void abort_if_no_subflow(tunnel::Session& s, const std::string& who) {
+  const int fd = s.socket_fd();
+  if (fd < 0) return;
+  const auto cs = tunnel::connection_stats(fd);
+  if (cs.mptcp && cs.subflows == 0) {
+    spdlog::warn("{}: no subflow left", who);
+    s.abort("no subflow left");
+  }
 }
 
 }  // namespace
 
 // ------------------------------------------------------------------- server
 
-int run_server(const ServerOptions& o) {
-  if (auto missing = tunnel::check_kernel_support(); !missing.empty()) {
-    std::cerr << "tunneld: " << missing << "\n";
-    return kExitFailure;
-  }
-  Core core(o, "server");
-  std::optional<tunnel::PathSetup> paths;
-  tcp::acceptor acceptor(core.io_);
-  try {
-    core.open();
-    // Joins arrive on the listening socket; accept as many subflows as the PM allows.
-    paths.emplace(*core.pm_, std::vector<tunnel::PathSpec>{}, o.listen.address().is_v4() ? AF_INET : AF_INET6,
-                  tunnel::uapi::kPmMaxLimit, tunnel::uapi::kPmMaxLimit);
-    const int fd = tunnel::open_mptcp_socket(o.listen.address().is_v4() ? AF_INET : AF_INET6);
-    acceptor.assign(o.listen.protocol(), fd);
-    acceptor.set_option(tcp::acceptor::reuse_address(true));
-    acceptor.bind(o.listen);
-    acceptor.listen(64);
-  } catch (const std::exception& e) {
-    return fail_startup(e);
-  }
-  spdlog::info("listening on {} (MPTCP)", ep_str(o.listen));
-  core.state_ = "listening";
+namespace {
 
-  std::function<void()> accept_next = [&] {
-    acceptor.async_accept([&](const boost::system::error_code& ec, tcp::socket s) {
-      if (ec == asio::error::operation_aborted || core.stopping_) return;
+class Server {
+ public:
+  explicit Server(const ServerOptions& o) : o_(o), core_(o, "server"), acceptor_(core_.io_), table_(o.max_cpes) {}
+
+  int run() {
+    if (auto missing = tunnel::check_kernel_support(); !missing.empty()) return fail_startup(missing);
+    try {
+      if (!o_.insecure_no_auth) keys_ = hs::load_key_table(o_.psk_file);
+      core_.open([this](std::span<const std::uint8_t> pkt) { route(pkt); });
+      // Joins arrive on the listening socket; accept as many subflows as the PM allows.
+      paths_.emplace(*core_.pm_, std::vector<tunnel::PathSpec>{}, o_.listen.address().is_v4() ? AF_INET : AF_INET6,
+                     tunnel::uapi::kPmMaxLimit, tunnel::uapi::kPmMaxLimit);
+      const int fd = tunnel::open_mptcp_socket(o_.listen.address().is_v4() ? AF_INET : AF_INET6);
+      acceptor_.assign(o_.listen.protocol(), fd);
+      acceptor_.set_option(tcp::acceptor::reuse_address(true));
+      acceptor_.bind(o_.listen);
+      acceptor_.listen(256);
+    } catch (const std::exception& e) {
+      return fail_startup(e.what());
+    }
+    if (o_.insecure_no_auth) spdlog::warn("authentication is DISABLED (--insecure-no-auth): any CPE may connect");
+    else
+      spdlog::info("CPE keys loaded: {} by id{}", keys_.by_id.size(), keys_.any ? ", plus one for any id" : "");
+    spdlog::info("listening on {} (MPTCP)", ep_str(o_.listen));
+    accept_next();
+    core_.start([this] { shutdown(); }, [this](Clock::time_point now) { tick(now); }, [this] { stats(); },
+                [this](const tunnel::netlink::PmEventMsg& ev) { on_event(ev); },
+                [this](bool json) { return render(json); });
+    core_.io_.run();
+    spdlog::info("stopped");
+    return 0;
+  }
+
+ private:
+  struct Cpe {
+    std::unique_ptr<tunnel::Session> session;
+    std::string id;
+    std::vector<tunnel::Prefix> prefixes;
+    std::string remote;
+    ConnWatch watch;
+    Clock::time_point since = Clock::now();
+  };
+
+  // ---- accepting and the handshake
+
+  void accept_next() {
+    acceptor_.async_accept([this](const boost::system::error_code& ec, tcp::socket s) {
+      if (ec == asio::error::operation_aborted || core_.stopping_) return;
       if (ec) {
         spdlog::warn("accept: {}", ec.message());
       } else {
         boost::system::error_code pec;
         const auto peer = s.remote_endpoint(pec);
-        const std::string peer_s = pec ? "?" : ep_str(peer);
-        if (core.dp_->attached()) spdlog::info("new connection from {} replaces the one from {}", peer_s, core.peer_);
-        spdlog::info("connection from {}", peer_s);
-        core.dp_->attach(std::move(s), [&core, peer_s](const std::string& reason) {
-          spdlog::warn("connection from {} closed: {}", peer_s, reason);
-          core.state_ = "listening";
-          core.peer_.clear();
-        });
-        core.state_ = "connected";
-        core.peer_ = peer_s;
-        core.connection_up();
+        start_handshake(std::move(s), pec ? std::string("?") : ep_str(peer));
       }
       accept_next();
     });
-  };
-  accept_next();
+  }
 
-  core.start_common(
-      [&] {
-        boost::system::error_code ec;
-        acceptor.close(ec);
-        core.dp_->close_gracefully();
-        core.stop_all();
-      },
-      nullptr);
-  core.io_.run();
-  spdlog::info("stopped");
-  return 0;
+  void start_handshake(tcp::socket s, std::string peer) {
+    if (pending_.size() >= o_.max_pending) {
+      if (++dc_.rejected_pending % 100 == 1)
+        spdlog::warn("connection from {} refused: {} handshakes pending (--max-pending); {} refused so far", peer,
+                     pending_.size(), dc_.rejected_pending);
+      return;  // the socket closes here
+    }
+    auto hc = std::make_shared<HandshakeConn>(std::move(s), std::move(peer));
+    pending_.insert(hc);
+    hc->set_deadline(o_.handshake_timeout);
+    const hs::Challenge ch{hs::random_nonce()};
+    std::vector<std::uint8_t> body;
+    hs::encode(ch, body);
+    if (!hc->send_frame(wire::FrameType::challenge, body)) {
+      refuse(hc, "cannot send the challenge", {});
+      return;
+    }
+    hc->read_frame([this, hc, ch](wire::ParseStatus st, const wire::Frame& f, const std::string& why) {
+      on_hello(hc, ch.nonce, st, f, why);
+    });
+  }
+
+  void refuse(const std::shared_ptr<HandshakeConn>& hc, const std::string& why, std::string_view error) {
+    spdlog::warn("handshake from {} failed: {}", hc->peer(), why);
+    ++dc_.handshake_failures;
+    if (!error.empty()) hc->send_error(error);
+    hc->close();
+    pending_.erase(hc);
+  }
+
+  void on_hello(const std::shared_ptr<HandshakeConn>& hc, const hs::Nonce& server_nonce, wire::ParseStatus st,
+                const wire::Frame& f, const std::string& why) {
+    if (st != wire::ParseStatus::ok) {
+      if (st == wire::ParseStatus::need_more) {  // timeout or closed: no frame at all
+        if (why == "handshake timed out") ++dc_.handshake_timeouts;
+        refuse(hc, why, {});
+        return;
+      }
+      ++dc_.proto_errors[static_cast<std::size_t>(st)];
+      refuse(hc, "malformed frame: " + why, st == wire::ParseStatus::bad_version ? hs::kErrVersion : hs::kErrMalformed);
+      return;
+    }
+    if (f.type != wire::FrameType::hello) {
+      refuse(hc, fmt::format("expected HELLO, got {}", wire::to_string(f.type)), hs::kErrMalformed);
+      return;
+    }
+    std::string bad;
+    auto hello = hs::decode_hello(f.body, bad);
+    if (!hello) {
+      refuse(hc, "malformed HELLO: " + bad, hs::kErrMalformed);
+      return;
+    }
+    const hs::Key* key = nullptr;
+    if (!o_.insecure_no_auth) {
+      key = keys_.find(hello->id);
+      if (!key) {
+        ++dc_.auth_failures;
+        refuse(hc, fmt::format("unknown CPE id '{}'", hello->id), hs::kErrUnknownId);
+        return;
+      }
+      if (!hs::verify_hello(f.body, *key, server_nonce)) {
+        ++dc_.auth_failures;
+        refuse(hc, fmt::format("CPE '{}': wrong proof of the key", hello->id), hs::kErrBadProof);
+        return;
+      }
+    }
+    std::uint64_t fresh = 0;
+    while (fresh == 0 || cpes_.count(fresh)) fresh = hs::random_u64();
+    const auto adm = table_.admit(hello->id, hello->resume_session, hello->prefixes, fresh);
+    if (adm.verdict == tunnel::CpeTable::Verdict::reject) {
+      refuse(hc, fmt::format("CPE '{}': {}", hello->id, adm.error), adm.error);
+      return;
+    }
+    if (adm.replaces) destroy(adm.replaces, "replaced by a new session of the same CPE", dc_.sessions_replaced);
+    const bool resumed = adm.verdict == tunnel::CpeTable::Verdict::resume;
+    Cpe* cpe;
+    if (resumed) {
+      cpe = &cpes_.at(adm.session_id);
+      cpe->session->detach("resumed on a new connection");  // an old connection that did not notice yet
+    } else {
+      const std::uint64_t sid = adm.session_id;
+      cpe = &cpes_[sid];
+      cpe->session = std::make_unique<tunnel::Session>(
+          core_.io_, *core_.port_, session_config(o_), sid, [this, sid](std::span<const std::uint8_t> pkt) {
+            tunnel::PacketAddrs a;
+            return tunnel::packet_addrs(pkt, a) && table_.source_allowed(sid, a.family, a.src);
+          });
+      ++dc_.sessions_created;
+    }
+    table_.insert(adm.session_id, hello->id, hello->prefixes);
+    cpe->id = hello->id;
+    cpe->prefixes = hello->prefixes;
+    cpe->remote = hc->peer();
+    cpe->watch = {};
+
+    hs::HelloAck ack{adm.session_id, resumed ? cpe->session->rx_last() : 0, resumed,
+                     static_cast<std::uint32_t>(o_.heartbeat.count()), {}};
+    std::vector<std::uint8_t> body;
+    hs::encode(ack, body);
+    if (key) hs::sign_hello_ack(body, *key, hello->nonce, server_nonce);
+    if (!hc->send_frame(wire::FrameType::hello_ack, body)) {
+      refuse(hc, "cannot send HELLO_ACK", {});
+      return;
+    }
+    pending_.erase(hc);
+    const auto early = hc->leftover();
+    const std::uint64_t sid = adm.session_id;
+    const std::uint64_t peer_rx = resumed ? hello->resume_rx_dsn : 0;
+    const auto replayed0 = cpe->session->counters().replayed;
+    cpe->session->attach(hc->take_socket(), early, peer_rx, [this, sid](const std::string& reason, bool clean) {
+      on_session_closed(sid, reason, clean);
+    });
+    const auto replay = cpe->session->counters().replayed - replayed0;
+    if (resumed)
+      spdlog::info("CPE '{}' from {}: resumed session {:016x} (it had {}, we had {}; replaying {} frames)", cpe->id,
+                   cpe->remote, sid, hello->resume_rx_dsn, ack.rx_dsn, replay);
+    else
+      spdlog::info("CPE '{}' from {}: new session {:016x}{}", cpe->id, cpe->remote, sid,
+                   hello->resume_session ? fmt::format(" (session {:016x} was not held)", hello->resume_session) : "");
+    if (auto ec = tunnel::tune_socket(cpe->session->socket_fd(), {true, o_.notsent_lowat}))
+      spdlog::warn("socket options: {}", ec.message());
+    cpe->session->token = tunnel::connection_stats(cpe->session->socket_fd()).token;
+    cpe->watch.check(cpe->session->socket_fd(), "CPE '" + cpe->id + "'");
+  }
+
+  // ---- sessions
+
+  void on_session_closed(std::uint64_t sid, const std::string& reason, bool clean) {
+    auto it = cpes_.find(sid);
+    if (it == cpes_.end()) return;
+    if (clean) {
+      spdlog::info("CPE '{}': session {:016x} closed by the CPE", it->second.id, sid);
+      destroy(sid, nullptr, dc_.sessions_closed);
+      return;
+    }
+    spdlog::warn("CPE '{}': connection lost ({}); holding session {:016x} for {} ms", it->second.id, reason, sid,
+                 o_.session_hold.count());
+  }
+
+  void destroy(std::uint64_t sid, const char* why, std::uint64_t& counter) {
+    auto it = cpes_.find(sid);
+    if (it == cpes_.end()) return;
+    auto& s = *it->second.session;
+    const std::size_t lost = s.buffer().frames();
+    if (why)
+      spdlog::warn("CPE '{}': session {:016x} destroyed: {}; {} buffered frames dropped", it->second.id, sid, why, lost);
+    s.close();
+    ++counter;
+    core_.forget(&s);
+    retired_.add(s);
+    table_.erase(sid);
+    cpes_.erase(it);
+  }
+
+  void route(std::span<const std::uint8_t> pkt) {
+    tunnel::PacketAddrs a;
+    const std::uint64_t sid = tunnel::packet_addrs(pkt, a) ? table_.route(a.family, a.dst) : 0;
+    auto it = sid ? cpes_.find(sid) : cpes_.end();
+    if (it == cpes_.end()) {
+      ++dc_.drop_no_route;
+      return;
+    }
+    if (it->second.session->enqueue(pkt)) core_.mark_dirty(it->second.session.get());
+  }
+
+  void tick(Clock::time_point now) {
+    std::vector<std::uint64_t> expired;
+    for (auto& [sid, cpe] : cpes_)
+      if (!cpe.session->tick(now)) expired.push_back(sid);
+    for (auto sid : expired)
+      destroy(sid, fmt::format("not resumed within {} ms", o_.session_hold.count()).c_str(), dc_.sessions_expired);
+  }
+
+  void stats() {
+    for (auto& [sid, cpe] : cpes_) cpe.watch.check(cpe.session->socket_fd(), "CPE '" + cpe.id + "'");
+  }
+
+  void on_event(const tunnel::netlink::PmEventMsg& ev) {
+    if (ev.type != tunnel::uapi::kEventSubEstablished && ev.type != tunnel::uapi::kEventSubClosed) return;
+    for (auto& [sid, cpe] : cpes_) {
+      if (cpe.session->token == 0 || cpe.session->token != ev.token) continue;
+      const std::string who = "CPE '" + cpe.id + "'";
+      log_subflow_event(ev, who);
+      if (ev.type == tunnel::uapi::kEventSubClosed) abort_if_no_subflow(*cpe.session, who);
+      else cpe.watch.check(cpe.session->socket_fd(), who);
+      return;
+    }
+  }
+
+  void shutdown() {
+    boost::system::error_code ec;
+    acceptor_.close(ec);
+    for (auto& hc : pending_) hc->close();
+    pending_.clear();
+    for (auto& [sid, cpe] : cpes_) cpe.session->close();
+    core_.stop_all();
+  }
+
+  std::string render(bool json) {
+    Report r(core_.role_, core_.o_.tun, cpes_.empty() ? "listening" : "serving", Clock::now() - core_.started_);
+    r.tun = core_.port_->counters();
+    r.daemon = dc_;
+    r.totals = retired_;
+    for (auto& [sid, cpe] : cpes_) {
+      r.totals.add(*cpe.session);
+      r.sessions.push_back(SessionReport::of(*cpe.session, cpe.id, cpe.remote, cpe.prefixes));
+    }
+    return json ? r.json() : r.text();
+  }
+
+  const ServerOptions& o_;
+  Core core_;
+  std::optional<tunnel::PathSetup> paths_;
+  tcp::acceptor acceptor_;
+  hs::KeyTable keys_;
+  tunnel::CpeTable table_;
+  std::map<std::uint64_t, Cpe> cpes_;
+  std::set<std::shared_ptr<HandshakeConn>> pending_;
+  DaemonCounters dc_;
+  Totals retired_;
+};
+
+}  // namespace
+
+int run_server(const ServerOptions& o) {
+  Server s(o);
+  return s.run();
 }
 
 // ------------------------------------------------------------------- client
@@ -338,21 +534,26 @@ class Client {
   explicit Client(const ClientOptions& o) : o_(o), core_(o, "client"), retry_(core_.io_), connect_timer_(core_.io_) {}
 
   int run() {
-    if (auto missing = tunnel::check_kernel_support(); !missing.empty()) {
-      std::cerr << "tunneld: " << missing << "\n";
-      return kExitFailure;
-    }
+    if (auto missing = tunnel::check_kernel_support(); !missing.empty()) return fail_startup(missing);
     const int family = o_.server.address().is_v4() ? AF_INET : AF_INET6;
     try {
-      core_.open();
+      if (!o_.insecure_no_auth) key_ = hs::load_key_file(o_.psk_file);
+      core_.open([this](std::span<const std::uint8_t> pkt) {
+        if (session_->enqueue(pkt)) core_.mark_dirty(session_.get());
+      });
+      session_ = std::make_unique<tunnel::Session>(core_.io_, *core_.port_, session_config(o_), 0);
       std::vector<tunnel::PathSpec> specs;
       for (const auto& p : o_.paths) specs.push_back({p, 0});
       for (const auto& p : o_.backup_paths) specs.push_back({p, tunnel::uapi::kPmAddrFlagBackup});
       paths_.emplace(*core_.pm_, specs, family, static_cast<std::uint32_t>(specs.size()), tunnel::uapi::kPmMaxLimit);
     } catch (const std::exception& e) {
-      return fail_startup(e);
+      return fail_startup(e.what());
     }
-    core_.start_common([this] { shutdown(); }, [this] { maintain_paths(); });
+    if (o_.insecure_no_auth) spdlog::warn("authentication is DISABLED (--insecure-no-auth)");
+    spdlog::info("CPE id '{}', prefixes {}", o_.id, prefixes_str());
+    core_.start([this] { shutdown(); }, [this](Clock::time_point now) { tick(now); }, [this] { stats(); },
+                [this](const tunnel::netlink::PmEventMsg& ev) { on_event(ev); },
+                [this](bool json) { return render(json); });
     connect();
     core_.io_.run();
     paths_.reset();  // endpoints go before the process does
@@ -361,9 +562,15 @@ class Client {
   }
 
  private:
+  std::string prefixes_str() const {
+    std::string s;
+    for (const auto& p : o_.prefixes) s += (s.empty() ? "" : " ") + p.to_string();
+    return s;
+  }
+
   void connect() {
     if (core_.stopping_) return;
-    core_.state_ = "connecting";
+    state_ = "connecting";
     sock_.emplace(core_.io_);
     try {
       sock_->assign(o_.server.protocol(), tunnel::open_mptcp_socket(o_.server.address().is_v4() ? AF_INET : AF_INET6));
@@ -384,25 +591,108 @@ class Client {
         schedule_retry(ec == asio::error::operation_aborted ? "timed out" : ec.message());
         return;
       }
-      if (attempts_ > 0) spdlog::info("connected to {} after {} failed attempts", ep_str(o_.server), attempts_);
-      else spdlog::info("connected to {}", ep_str(o_.server));
-      attempts_ = 0;
-      tcp::socket& s = *sock_;
-      core_.dp_->attach(std::move(s), [this](const std::string& reason) {
-        spdlog::warn("connection to {} lost: {}", ep_str(o_.server), reason);
-        schedule_retry("connection lost");
-      });
+      state_ = "handshaking";
+      hc_ = std::make_shared<HandshakeConn>(std::move(*sock_), ep_str(o_.server));
       sock_.reset();
-      core_.state_ = "connected";
-      core_.peer_ = ep_str(o_.server);
-      core_.connection_up();
+      hc_->set_deadline(o_.connect_timeout);
+      hc_->read_frame([this](wire::ParseStatus st, const wire::Frame& f, const std::string& why) {
+        on_challenge(st, f, why);
+      });
     });
+  }
+
+  bool handshake_failed(wire::ParseStatus st, const wire::Frame& f, const std::string& why, wire::FrameType want) {
+    std::string reason;
+    if (st != wire::ParseStatus::ok) reason = why;
+    else if (f.type == wire::FrameType::error)
+      reason = "gateway refused: " + std::string(reinterpret_cast<const char*>(f.body.data()), f.body.size());
+    else if (f.type != want)
+      reason = fmt::format("expected {}, got {}", wire::to_string(want), wire::to_string(f.type));
+    if (reason.empty()) return false;
+    hc_->close();
+    hc_.reset();
+    schedule_retry("handshake: " + reason);
+    return true;
+  }
+
+  void on_challenge(wire::ParseStatus st, const wire::Frame& f, const std::string& why) {
+    if (handshake_failed(st, f, why, wire::FrameType::challenge)) return;
+    std::string bad;
+    auto ch = hs::decode_challenge(f.body, bad);
+    if (!ch) {
+      handshake_failed(wire::ParseStatus::bad_length, f, "bad CHALLENGE: " + bad, wire::FrameType::challenge);
+      return;
+    }
+    hs::Hello h;
+    h.capabilities = o_.tun_offload ? hs::kCapUdpGso : 0;
+    h.nonce = hs::random_nonce();
+    h.resume_session = session_->id();
+    h.resume_rx_dsn = session_->rx_last();
+    h.id = o_.id;
+    h.prefixes = o_.prefixes;
+    std::vector<std::uint8_t> body;
+    hs::encode(h, body);
+    hs::sign_hello(body, key_, ch->nonce);
+    if (!hc_->send_frame(wire::FrameType::hello, body)) {
+      handshake_failed(wire::ParseStatus::need_more, f, "cannot send HELLO", wire::FrameType::hello);
+      return;
+    }
+    hc_->read_frame([this, cn = h.nonce, sn = ch->nonce](wire::ParseStatus st2, const wire::Frame& f2,
+                                                          const std::string& why2) {
+      on_hello_ack(cn, sn, st2, f2, why2);
+    });
+  }
+
+  void on_hello_ack(const hs::Nonce& cn, const hs::Nonce& sn, wire::ParseStatus st, const wire::Frame& f,
+                    const std::string& why) {
+    if (handshake_failed(st, f, why, wire::FrameType::hello_ack)) return;
+    std::string bad;
+    auto ack = hs::decode_hello_ack(f.body, bad);
+    if (!ack) {
+      handshake_failed(wire::ParseStatus::bad_length, f, "bad HELLO_ACK: " + bad, wire::FrameType::hello_ack);
+      return;
+    }
+    if (!o_.insecure_no_auth && !hs::verify_hello_ack(f.body, key_, cn, sn)) {
+      handshake_failed(wire::ParseStatus::bad_length, f, "the gateway's proof of the key is wrong",
+                       wire::FrameType::hello_ack);
+      return;
+    }
+    const std::uint64_t old = session_->id();
+    if (!ack->resumed && old != 0) {
+      spdlog::warn("gateway did not resume session {:016x}: new session {:016x}; {} frames buffered for the old one "
+                   "are dropped",
+                   old, ack->session_id, session_->buffer().frames());
+      session_->reset(ack->session_id);
+    }
+    session_->assign_id(ack->session_id);
+    const int attempts_before = attempts_;
+    attempts_ = 0;
+    const auto early = hc_->leftover();
+    const auto replayed0 = session_->counters().replayed;
+    session_->attach(hc_->take_socket(), early, ack->resumed ? ack->rx_dsn : 0,
+                     [this](const std::string& reason, bool) {
+                       spdlog::warn("connection to {} lost: {}", ep_str(o_.server), reason);
+                       schedule_retry("connection lost");
+                     });
+    hc_.reset();
+    state_ = "connected";
+    if (ack->resumed)
+      spdlog::info("resumed session {:016x} with {} (gateway had dsn {}, we had {}; replaying {} frames)",
+                   ack->session_id, ep_str(o_.server), ack->rx_dsn, session_->rx_last(),
+                   session_->counters().replayed - replayed0);
+    else
+      spdlog::info("session {:016x} established with {}{}", ack->session_id, ep_str(o_.server),
+                   attempts_before ? fmt::format(" after {} failed attempts", attempts_before) : "");
+    if (auto ec = tunnel::tune_socket(session_->socket_fd(), {true, o_.notsent_lowat}))
+      spdlog::warn("socket options: {}", ec.message());
+    session_->token = tunnel::connection_stats(session_->socket_fd()).token;
+    watch_ = {};
+    watch_.check(session_->socket_fd(), "tunnel");
   }
 
   void schedule_retry(const std::string& why) {
     if (core_.stopping_) return;
-    core_.state_ = "reconnecting";
-    core_.peer_.clear();
+    state_ = "reconnecting";
     ++attempts_;
     // Exponential backoff from 100 ms to --reconnect-max, with +-25% jitter.
     const double base = std::min<double>(100.0 * std::pow(2.0, std::min(attempts_ - 1, 16)),
@@ -410,7 +700,7 @@ class Client {
     std::uniform_real_distribution<double> jitter(0.75, 1.25);
     const auto delay = std::chrono::milliseconds(static_cast<long>(base * jitter(rng_)));
     if (attempts_ <= 5 || attempts_ % 30 == 0)
-      spdlog::warn("cannot reach server {} ({}); attempt {}, retrying in {} ms", ep_str(o_.server), why, attempts_,
+      spdlog::warn("cannot reach gateway {} ({}); attempt {}, retrying in {} ms", ep_str(o_.server), why, attempts_,
                    delay.count());
     retry_.expires_after(delay);
     retry_.async_wait([this](const boost::system::error_code& ec) {
@@ -418,10 +708,32 @@ class Client {
     });
   }
 
+  void tick(Clock::time_point now) {
+    if (!session_->tick(now)) {
+      spdlog::warn("session {:016x} not resumed within {} ms: {} buffered frames dropped", session_->id(),
+                   o_.session_hold.count(), session_->buffer().frames());
+      ++dc_.sessions_expired;
+      session_->reset(0);
+    }
+  }
+
+  void stats() {
+    watch_.check(session_->socket_fd(), "tunnel");
+    maintain_paths();
+  }
+
+  void on_event(const tunnel::netlink::PmEventMsg& ev) {
+    if (session_->token == 0 || ev.token != session_->token) return;
+    if (ev.type != tunnel::uapi::kEventSubEstablished && ev.type != tunnel::uapi::kEventSubClosed) return;
+    log_subflow_event(ev, "tunnel");
+    if (ev.type == tunnel::uapi::kEventSubClosed) abort_if_no_subflow(*session_, "tunnel");
+    else watch_.check(session_->socket_fd(), "tunnel");
+  }
+
   // A path whose endpoint has had no established subflow for two checks in a
   // row gets its endpoint deleted and re-added, at most every --path-retry.
   void maintain_paths() {
-    const int fd = core_.dp_->socket_fd();
+    const int fd = session_->socket_fd();
     if (fd < 0 || !paths_) return;
     const auto cs = tunnel::connection_stats(fd);
     if (!cs.mptcp) return;
@@ -455,16 +767,32 @@ class Client {
     retry_.cancel();
     connect_timer_.cancel();
     if (sock_) sock_->close();
-    core_.dp_->close_gracefully();
+    if (hc_) hc_->close();
+    session_->close();
     core_.stop_all();
+  }
+
+  std::string render(bool json) {
+    Report r(core_.role_, core_.o_.tun, state_, Clock::now() - core_.started_);
+    r.tun = core_.port_->counters();
+    r.daemon = dc_;
+    r.totals.add(*session_);
+    r.sessions.push_back(SessionReport::of(*session_, o_.id, ep_str(o_.server), o_.prefixes));
+    return json ? r.json() : r.text();
   }
 
   const ClientOptions& o_;
   Core core_;
+  hs::Key key_;
+  std::unique_ptr<tunnel::Session> session_;
   std::optional<tunnel::PathSetup> paths_;
   std::optional<tcp::socket> sock_;
+  std::shared_ptr<HandshakeConn> hc_;
   asio::steady_timer retry_, connect_timer_;
+  std::string state_ = "starting";
   int attempts_ = 0;
+  ConnWatch watch_;
+  DaemonCounters dc_;
   std::vector<int> missing_;                  // checks in a row without a subflow, per path
   std::vector<Clock::time_point> last_rebuild_;
   std::mt19937 rng_{std::random_device{}()};

@@ -6,14 +6,27 @@
 
 #include <CLI/CLI.hpp>
 
+#include <unistd.h>
+
+#include <algorithm>
 #include <iostream>
 
 namespace {
 
 constexpr int kExitUsage = 2;
 
-void add_common(CLI::App* app, tunneld::CommonOptions& o, std::vector<std::string>& tun_addrs,
-                std::string& send_queue, std::string& lowat, unsigned& stats_ms) {
+// Flag values that need converting after parsing, per role.
+struct Raw {
+  std::vector<std::string> tun_addrs;
+  std::string send_queue, lowat, buffer_bytes;
+  unsigned stats_ms = 5000, heartbeat_ms = 1000, dead_ms = 3000, buffer_age_ms = 5000, hold_ms = 30000;
+};
+
+void add_common(CLI::App* app, tunneld::CommonOptions& o, Raw& raw) {
+  auto& tun_addrs = raw.tun_addrs;
+  auto& send_queue = raw.send_queue;
+  auto& lowat = raw.lowat;
+  auto& stats_ms = raw.stats_ms;
   app->add_option("--tun", o.tun, "TUN device to create or attach to (e.g. ha0)")->required();
   app->add_option("--tun-address", tun_addrs, "Address to put on the TUN device, CIDR; repeatable");
   app->add_option("--mtu", o.mtu, "TUN MTU; datagrams up to this size travel whole")
@@ -35,9 +48,36 @@ void add_common(CLI::App* app, tunneld::CommonOptions& o, std::vector<std::strin
       ->default_str("262144");
   app->add_option("--notsent-lowat", lowat, "TCP_NOTSENT_LOWAT of the MPTCP socket in bytes (0: kernel default)")
       ->default_str("131072");
-  app->add_option("--stats-interval", stats_ms, "Milliseconds between heartbeats and subflow/fallback checks")
+  app->add_option("--stats-interval", stats_ms, "Milliseconds between subflow/fallback checks")
       ->capture_default_str()
       ->check(CLI::Range(100u, 3600000u));
+  auto* psk = app->add_option("--psk-file", o.psk_file,
+                              "Pre-shared key file (mode 600). CPE: one line, the key (64 hex digits or >= 16 "
+                              "characters). Gateway: lines 'ID KEY', and/or one line 'KEY' for any id");
+  auto* insecure = app->add_flag("--insecure-no-auth", o.insecure_no_auth,
+                                 "Run without --psk-file: no authentication at all (testing only; logs a warning)");
+  psk->excludes(insecure);
+  app->add_option("--heartbeat", raw.heartbeat_ms, "Milliseconds between heartbeats sent to the peer")
+      ->capture_default_str()
+      ->check(CLI::Range(50u, 60000u));
+  app->add_option("--dead-interval", raw.dead_ms,
+                  "Milliseconds of silence (or of unacknowledged data) after which the peer counts as gone and "
+                  "the connection is dropped")
+      ->capture_default_str()
+      ->check(CLI::Range(200u, 600000u));
+  app->add_option("--buffer-bytes", raw.buffer_bytes,
+                  "Replay buffer per session: sent but unacknowledged frames, and packets queued while "
+                  "disconnected; the oldest are dropped (counted) beyond it")
+      ->default_str("8388608");
+  app->add_option("--buffer-age", raw.buffer_age_ms,
+                  "Milliseconds a packet may wait in the replay buffer before it is dropped (counted)")
+      ->capture_default_str()
+      ->check(CLI::Range(100u, 600000u));
+  app->add_option("--session-hold", raw.hold_ms,
+                  "Milliseconds a session without a connection is kept for resume before it and its buffer "
+                  "are dropped (counted)")
+      ->capture_default_str()
+      ->check(CLI::Range(100u, 86400000u));
 }
 
 std::size_t parse_size(const std::string& s, const char* flag, std::size_t min, std::size_t max) {
@@ -55,18 +95,29 @@ std::size_t parse_size(const std::string& s, const char* flag, std::size_t min, 
   return static_cast<std::size_t>(v);
 }
 
-void finish_common(tunneld::CommonOptions& o, const std::vector<std::string>& tun_addrs,
-                   const std::string& send_queue, const std::string& lowat, unsigned stats_ms) {
-  for (const auto& a : tun_addrs) {
+void finish_common(tunneld::CommonOptions& o, const Raw& raw) {
+  if (o.psk_file.empty() && !o.insecure_no_auth)
+    throw CLI::ValidationError("--psk-file", "required (or --insecure-no-auth to run without authentication)");
+  for (const auto& a : raw.tun_addrs) {
     try {
       o.tun_addresses.push_back(tunnel::parse_prefix(a));
     } catch (const std::invalid_argument& e) {
       throw CLI::ValidationError("--tun-address", e.what());
     }
   }
-  if (!send_queue.empty()) o.send_queue_bytes = parse_size(send_queue, "--send-queue", 16 * 1024, 64u << 20);
-  if (!lowat.empty()) o.notsent_lowat = static_cast<unsigned>(parse_size(lowat, "--notsent-lowat", 0, 64u << 20));
-  o.stats_interval = std::chrono::milliseconds(stats_ms);
+  if (!raw.send_queue.empty())
+    o.send_queue_bytes = parse_size(raw.send_queue, "--send-queue", 16 * 1024, 64u << 20);
+  if (!raw.lowat.empty())
+    o.notsent_lowat = static_cast<unsigned>(parse_size(raw.lowat, "--notsent-lowat", 0, 64u << 20));
+  if (!raw.buffer_bytes.empty())
+    o.buffer_bytes = parse_size(raw.buffer_bytes, "--buffer-bytes", 64 * 1024, std::size_t{1} << 30);
+  o.stats_interval = std::chrono::milliseconds(raw.stats_ms);
+  o.heartbeat = std::chrono::milliseconds(raw.heartbeat_ms);
+  o.dead_interval = std::chrono::milliseconds(raw.dead_ms);
+  o.buffer_age = std::chrono::milliseconds(raw.buffer_age_ms);
+  o.session_hold = std::chrono::milliseconds(raw.hold_ms);
+  if (o.dead_interval <= o.heartbeat)
+    throw CLI::ValidationError("--dead-interval", "must be longer than --heartbeat (three times is usual)");
   if (o.status_socket.empty()) o.status_socket = tunneld::default_status_socket(o.tun);
 }
 
@@ -85,20 +136,36 @@ int main(int argc, char** argv) {
       "tunneld: carries UDP over a multipath TCP (MPTCP) tunnel between a CPE (client) with several\n"
       "WAN paths and an aggregation gateway (server). Packets enter and leave through a TUN device."};
   app.require_subcommand(1);
-  app.set_version_flag("--version", "tunneld 0.1.0 (protocol 1)");
+  app.set_version_flag("--version", "tunneld 0.2.0 (protocol 2)");
 
   tunneld::ServerOptions so;
   tunneld::ClientOptions co;
-  std::vector<std::string> s_addrs, c_addrs;
-  std::string s_sq, s_lw, c_sq, c_lw, listen, server;
-  unsigned s_stats = 5000, c_stats = 5000, connect_timeout_ms = 5000, reconnect_max_ms = 2000, path_retry_ms = 2000;
+  Raw sraw, craw;
+  std::string listen, server;
+  std::vector<std::string> prefixes;
+  unsigned connect_timeout_ms = 5000, reconnect_max_ms = 1000, path_retry_ms = 2000, handshake_ms = 5000;
 
   auto* srv = app.add_subcommand("server", "Run the gateway end: listen for CPEs");
   srv->add_option("--listen", listen, "Address and port to listen on, ADDR:PORT or [ADDR6]:PORT")->required();
-  add_common(srv, so, s_addrs, s_sq, s_lw, s_stats);
+  srv->add_option("--max-cpes", so.max_cpes, "Most CPE sessions at once; more are refused with 'gateway full'")
+      ->capture_default_str()
+      ->check(CLI::Range(1u, 1000000u));
+  srv->add_option("--max-pending", so.max_pending,
+                  "Most connections in the handshake at once; more are closed at once (counted)")
+      ->capture_default_str()
+      ->check(CLI::Range(1u, 100000u));
+  srv->add_option("--handshake-timeout", handshake_ms, "Milliseconds a new connection has to complete the handshake")
+      ->capture_default_str()
+      ->check(CLI::Range(100u, 60000u));
+  add_common(srv, so, sraw);
 
   auto* cli = app.add_subcommand("client", "Run the CPE end: connect to a gateway over every --path");
   cli->add_option("--server", server, "Gateway address and port, ADDR:PORT or [ADDR6]:PORT")->required();
+  cli->add_option("--id", co.id, "This CPE's id, sent in the handshake (default: the host name)");
+  cli->add_option("--prefix", prefixes,
+                  "Inner prefix this CPE serves, CIDR; repeatable, at least one. The gateway routes these "
+                  "destinations to it and drops packets from it with other sources")
+      ->required();
   cli->add_option("--path", co.paths, "WAN interface to open a subflow on; repeatable")->required();
   cli->add_option("--backup-path", co.backup_paths, "WAN interface used only when no --path works; repeatable");
   cli->add_option("--connect-timeout", connect_timeout_ms, "Milliseconds before a connect attempt is abandoned")
@@ -111,7 +178,7 @@ int main(int argc, char** argv) {
                   "Milliseconds between attempts to rebuild a path's lost subflow (checked every --stats-interval)")
       ->capture_default_str()
       ->check(CLI::Range(200u, 600000u));
-  add_common(cli, co, c_addrs, c_sq, c_lw, c_stats);
+  add_common(cli, co, craw);
 
   std::string status_socket, status_tun;
   bool status_json = false;
@@ -124,13 +191,29 @@ int main(int argc, char** argv) {
     app.parse(argc, argv);
     if (*srv) {
       so.listen = endpoint_flag(listen, "--listen");
-      finish_common(so, s_addrs, s_sq, s_lw, s_stats);
+      so.handshake_timeout = std::chrono::milliseconds(handshake_ms);
+      finish_common(so, sraw);
     } else if (*cli) {
       co.server = endpoint_flag(server, "--server");
       co.connect_timeout = std::chrono::milliseconds(connect_timeout_ms);
       co.reconnect_max = std::chrono::milliseconds(reconnect_max_ms);
       co.path_retry = std::chrono::milliseconds(path_retry_ms);
-      finish_common(co, c_addrs, c_sq, c_lw, c_stats);
+      for (const auto& p : prefixes) {
+        try {
+          co.prefixes.push_back(tunnel::parse_prefix(p));
+        } catch (const std::invalid_argument& e) {
+          throw CLI::ValidationError("--prefix", e.what());
+        }
+      }
+      if (co.id.empty()) {
+        char host[256] = {};
+        ::gethostname(host, sizeof host - 1);
+        co.id = host;
+      }
+      if (co.id.empty() || co.id.size() > 64 ||
+          std::any_of(co.id.begin(), co.id.end(), [](char c) { return c <= 0x20 || c >= 0x7f; }))
+        throw CLI::ValidationError("--id", "must be 1..64 printable ASCII characters without spaces");
+      finish_common(co, craw);
     } else if (*st && status_socket.empty()) {
       if (status_tun.empty()) throw CLI::ValidationError("status", "give --socket PATH or --tun NAME");
       status_socket = tunneld::default_status_socket(status_tun);

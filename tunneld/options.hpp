@@ -22,18 +22,31 @@ struct CommonOptions {
   std::size_t send_queue_bytes = 256 * 1024;
   unsigned notsent_lowat = 128 * 1024;
   std::chrono::milliseconds stats_interval{5000};
+  // Session layer.
+  std::string psk_file;                        // empty only with insecure_no_auth
+  bool insecure_no_auth = false;
+  std::chrono::milliseconds heartbeat{1000};
+  std::chrono::milliseconds dead_interval{3000};
+  std::size_t buffer_bytes = 8u << 20;
+  std::chrono::milliseconds buffer_age{5000};
+  std::chrono::milliseconds session_hold{30000};
 };
 
 struct ServerOptions : CommonOptions {
   boost::asio::ip::tcp::endpoint listen;
+  unsigned max_cpes = 1024;
+  unsigned max_pending = 64;
+  std::chrono::milliseconds handshake_timeout{5000};
 };
 
 struct ClientOptions : CommonOptions {
   boost::asio::ip::tcp::endpoint server;
+  std::string id;                              // default: the host name
+  std::vector<tunnel::Prefix> prefixes;        // inner prefixes announced to the gateway
   std::vector<std::string> paths;
   std::vector<std::string> backup_paths;
   std::chrono::milliseconds connect_timeout{5000};
-  std::chrono::milliseconds reconnect_max{2000};
+  std::chrono::milliseconds reconnect_max{1000};
   std::chrono::milliseconds path_retry{2000};
 };
 

@@ -48,8 +48,8 @@ scenario() {
   if ! check "$name: stream carried to the end (longest gap $gap ms, lost $lost)" \
     test "$(jq -r '.received >= 4000 and .corrupt == 0 and .duplicates == 0' <<<"$r")" = true; then
     for h in cpe gw; do
-      echo "# $h: $(status_json $h | jq -c '{state, subflows: [.connection.subflow[]? | {local, remote, established, bytes_sent, bytes_acked, retrans}],
-        c: (.counters | {tx_packets, rx_packets, drop_queue_full, drop_disconnect, connections})}')"
+      echo "# $h: $(status_json $h | jq -c '{state, subflows: [.sessions[0].connection.subflow[]? | {local, remote, established, bytes_sent, bytes_acked, retrans}],
+        c: (.counters | {tx_packets, rx_packets, drop_queue_full, replayed, rx_duplicates, connections, resumes})}')"
     done
     $TB exec cpe ss -tnHi dst 198.18.0.1 2>/dev/null | sed 's/^/# cpe ss: /' | head -6
   fi

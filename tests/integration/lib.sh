@@ -47,17 +47,34 @@ check() {  # check "description" CONDITION...; returns the condition's result
 }
 finish() { echo "1..$N"; ((FAILED == 0)); exit $?; }
 
-# start_tunnel [extra client flags...]: both ends with the testbed's addresses.
-start_tunnel() {
+# make_key FILE: a fresh random key (64 hex digits), mode 600.
+make_key() {
+  (umask 077; head -c 32 /dev/urandom | od -An -tx1 | tr -d ' \n' >"$1"; echo >>"$1")
+}
+make_key "$WORK/psk"
+CPE_PREFIXES=(--prefix 198.18.10.0/24 --prefix fd00:10::/64)
+
+# start_gateway [extra server flags...] / start_cpe [extra client flags...]:
+# each end with the testbed's addresses and the shared key in $WORK/psk.
+start_gateway() {
   $TB exec gw "$TUNNELD" server --listen 198.18.0.1:7000 --tun ha0 --tun-address 198.18.100.2/30 \
-    --tun-address fd00:100::2/64 --status-socket "$WORK/gw.sock" --stats-interval 500 >"$WORK/gw.log" 2>&1 &
+    --tun-address fd00:100::2/64 --status-socket "$WORK/gw.sock" --stats-interval 500 --psk-file "$WORK/psk" \
+    "$@" >>"$WORK/gw.log" 2>&1 &
   PIDS+=($!)
   GW_PID=$!
+}
+start_cpe() {
   $TB exec cpe "$TUNNELD" client --server 198.18.0.1:7000 --tun ha0 --path dsl --path lte \
     --tun-address 198.18.100.1/30 --tun-address fd00:100::1/64 --status-socket "$WORK/cpe.sock" \
-    --stats-interval 500 --path-retry 1000 "$@" >"$WORK/cpe.log" 2>&1 &
+    --stats-interval 500 --path-retry 1000 --id cpe1 "${CPE_PREFIXES[@]}" --psk-file "$WORK/psk" \
+    "$@" >>"$WORK/cpe.log" 2>&1 &
   PIDS+=($!)
   CPE_PID=$!
+}
+# start_tunnel [extra client flags...]: both ends.
+start_tunnel() {
+  start_gateway
+  start_cpe "$@"
 }
 
 # status_json cpe|gw: the daemon's status as JSON.
@@ -67,7 +84,7 @@ status_json() { $TB exec "$1" "$TUNNELD" status --socket "$WORK/$1.sock" --json 
 wait_subflows() {
   local host=$1 want=$2 t=$3 got=0
   for _ in $(seq $((t * 10))); do
-    got=$(status_json "$host" | jq -r '.connection.subflows // 0' 2>/dev/null || echo 0)
+    got=$(status_json "$host" | jq -r '.sessions[0].connection.subflows // 0' 2>/dev/null || echo 0)
     [[ $got -ge $want ]] && return 0
     sleep 0.1
   done

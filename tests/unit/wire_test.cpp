@@ -111,14 +111,15 @@ TEST(Wire, ManyFramesInOneBuffer) {
 
 TEST(Wire, RejectsBadVersionAtFirstByte) {
   Bytes f = data_frame(1, ipv4_udp(40));
-  f[0] = 2;
-  EXPECT_EQ(parse(Bytes{2}).status, w::ParseStatus::bad_version);
+  f[0] = 1;  // version 1 spoke no handshake: refused
+  EXPECT_EQ(parse(Bytes{1}).status, w::ParseStatus::bad_version);
+  EXPECT_EQ(parse(Bytes{3}).status, w::ParseStatus::bad_version);
   EXPECT_EQ(parse(f).status, w::ParseStatus::bad_version);
 }
 
 TEST(Wire, RejectsUnknownType) {
   Bytes f = data_frame(1, ipv4_udp(40));
-  for (std::uint8_t t : {std::uint8_t{0}, std::uint8_t{8}, std::uint8_t{255}}) {
+  for (std::uint8_t t : {std::uint8_t{0}, std::uint8_t{9}, std::uint8_t{255}}) {
     f[1] = t;
     EXPECT_EQ(parse(f).status, w::ParseStatus::bad_type) << int(t);
   }

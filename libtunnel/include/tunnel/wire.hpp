@@ -1,4 +1,4 @@
-// Frame codec for the tunnel byte stream (docs/protocol.md, version 1).
+// Frame codec for the tunnel byte stream (docs/protocol.md, version 2).
 //
 // Pure: bytes in, frames out. Nothing here does I/O, allocates or logs, so it
 // can be unit-tested and fuzzed on its own.
@@ -21,7 +21,7 @@
 
 namespace tunnel::wire {
 
-inline constexpr std::uint8_t kVersion = 1;
+inline constexpr std::uint8_t kVersion = 2;
 inline constexpr std::size_t kHeaderSize = 8;
 inline constexpr std::size_t kDsnSize = 8;
 inline constexpr std::size_t kDataHeaderSize = kHeaderSize + kDsnSize;
@@ -30,14 +30,17 @@ inline constexpr std::size_t kMaxPacket = 65535;
 
 enum class FrameType : std::uint8_t {
   data = 1,       // body: dsn(8) + IP packet
-  hello = 2,      // reserved for the session handshake
-  hello_ack = 3,  // reserved for the session handshake
+  hello = 2,      // CPE -> gateway: identity, resume request, proof (handshake.hpp)
+  hello_ack = 3,  // gateway -> CPE: session ID, resume point, proof (handshake.hpp)
   error = 4,      // body: UTF-8 reason, the sender closes after it
   heartbeat = 5,  // body: empty
-  ack = 6,        // body: cumulative dsn(8)
+  ack = 6,        // body: cumulative dsn(8): every DATA frame up to it arrived
   close = 7,      // body: empty; the sender ends the session
+  challenge = 8,  // gateway -> CPE, first frame on a connection: nonce (handshake.hpp)
 };
-inline constexpr std::uint8_t kMaxFrameType = 7;
+inline constexpr std::uint8_t kMaxFrameType = 8;
+// Largest HELLO/HELLO_ACK/CHALLENGE body.
+inline constexpr std::size_t kMaxHandshakeBody = 4096;
 
 std::string_view to_string(FrameType t) noexcept;
 

@@ -47,7 +47,8 @@ constexpr BodyRule body_rule(FrameType t) noexcept {
     case FrameType::close: return {0, 0};
     case FrameType::error: return {0, kMaxErrorReason};
     case FrameType::hello:
-    case FrameType::hello_ack: return {0, 4096};
+    case FrameType::hello_ack:
+    case FrameType::challenge: return {0, kMaxHandshakeBody};
   }
   return {0, 0};
 }
@@ -63,6 +64,7 @@ std::string_view to_string(FrameType t) noexcept {
     case FrameType::heartbeat: return "HEARTBEAT";
     case FrameType::ack: return "ACK";
     case FrameType::close: return "CLOSE";
+    case FrameType::challenge: return "CHALLENGE";
   }
   return "UNKNOWN";
 }
@@ -99,7 +101,7 @@ ParseResult parse_frame(std::span<const std::uint8_t> in, const Limits& limits) 
   const auto type = static_cast<FrameType>(in[1]);
   const std::uint16_t flags = load16(&in[2]);
   const std::uint32_t body_len = load32(&in[4]);
-  if (flags != 0) {  // version 1 defines no flags
+  if (flags != 0) {  // version 2 defines no flags
     r.status = ParseStatus::bad_flags;
     return r;
   }

@@ -1,0 +1,100 @@
+// The sender's side of a session: DATA frames from the TUN, in order, kept
+// until the peer's cumulative ACK covers them, so they can be sent again on a
+// new connection. Pure: no I/O, no clock (callers pass times in).
+//
+//   front                     cursor                         tail
+//     | sent, not yet acked     | not yet sent (queued)        |
+//
+// - While connected, frames are appended at the tail and sent from the
+//   cursor; ack(dsn) drops sent frames up to dsn.
+// - When the connection breaks, restart() moves the cursor back to the front:
+//   everything unacknowledged will be sent again. While disconnected, new
+//   frames keep being appended.
+// - On resume the peer says the last dsn it received; resume_from() drops the
+//   frames up to it, and sending starts at the next.
+// - The buffer holds at most `max_bytes`; to make room, and when frames grow
+//   older than the age limit, the oldest are dropped and counted. A frame
+//   that is partly sent is never dropped (the stream would break mid-frame).
+//
+// Memory grows on demand up to twice `max_bytes` (so that compaction moves
+// each byte at most about once) and is never allocated per frame.
+#pragma once
+
+#include <cstddef>
+#include <cstdint>
+#include <memory>
+#include <span>
+
+namespace tunnel {
+
+struct ReplayCounters {
+  std::uint64_t drop_full = 0;      // dropped to make room
+  std::uint64_t drop_age = 0;       // dropped for age
+  std::uint64_t drop_unsent = 0;    // of those, never sent at all (certain loss)
+  std::uint64_t drop_cleared = 0;   // dropped by clear() (session destroyed)
+  std::uint64_t acked = 0;          // frames released by acknowledgement
+};
+
+class ReplayBuffer {
+ public:
+  explicit ReplayBuffer(std::size_t max_bytes);
+  ReplayBuffer(const ReplayBuffer&) = delete;
+  ReplayBuffer& operator=(const ReplayBuffer&) = delete;
+
+  // Room for one frame of up to `max_len` bytes at the tail, dropping the
+  // oldest frames if needed. nullptr when that would drop a partly sent frame
+  // or `max_len` exceeds the limit. Write the frame there, then commit().
+  std::uint8_t* prepare(std::size_t max_len);
+  void commit(std::size_t len, std::uint64_t dsn, std::int64_t now_ms);
+
+  // Bytes from the cursor to the tail, contiguous.
+  std::span<const std::uint8_t> unsent() const;
+  void sent(std::size_t n);
+  bool at_frame_boundary() const;  // the cursor is not inside a frame
+  std::size_t to_boundary() const; // bytes from the cursor to the end of its frame
+
+  void ack(std::uint64_t dsn);             // releases sent frames with dsn <= `dsn`
+  void restart();                          // connection lost: resend from the front
+  void resume_from(std::uint64_t peer_rx); // drops frames <= peer_rx; the cursor is at the front
+  std::size_t expire(std::int64_t now_ms, std::int64_t max_age_ms);  // returns frames dropped
+  void clear();                            // drops everything (counted)
+
+  std::size_t frames() const { return count_; }
+  std::size_t bytes() const { return static_cast<std::size_t>(tail_pos_ - front_pos()); }
+  std::size_t unsent_bytes() const { return static_cast<std::size_t>(tail_pos_ - cursor_pos_); }
+  std::size_t unsent_frames() const { return count_ - sent_; }
+  std::size_t unacked_sent_frames() const { return sent_; }
+  std::uint64_t front_dsn() const;  // 0 when empty
+  std::uint64_t last_dsn() const;   // 0 when empty
+  std::size_t capacity() const { return cap_; }
+  std::size_t max_bytes() const { return max_bytes_; }
+  const ReplayCounters& counters() const { return c_; }
+
+ private:
+  struct Entry {
+    std::uint64_t pos;  // stream position of the first byte
+    std::uint64_t dsn;
+    std::int64_t t_ms;
+    std::uint32_t len;
+  };
+  Entry& at(std::size_t i) { return ring_[(head_ + i) & (ring_cap_ - 1)]; }
+  const Entry& at(std::size_t i) const { return ring_[(head_ + i) & (ring_cap_ - 1)]; }
+  std::uint64_t front_pos() const { return count_ ? at(0).pos : tail_pos_; }
+  bool drop_front(bool for_age);  // false if the front is partly sent
+  void pop_front();
+  void make_room(std::size_t n);
+  void grow_ring();
+
+  std::size_t max_bytes_;
+  std::unique_ptr<std::uint8_t[]> buf_;
+  std::size_t cap_ = 0;
+  std::uint64_t base_pos_ = 0;   // stream position of buf_[0]
+  std::uint64_t tail_pos_ = 0;   // stream position after the last frame
+  std::uint64_t cursor_pos_ = 0; // next byte to send
+  std::unique_ptr<Entry[]> ring_;
+  std::size_t ring_cap_ = 0, head_ = 0, count_ = 0;
+  std::size_t sent_ = 0;         // frames from the front wholly before the cursor
+  ReplayCounters c_;
+};
+
+}  // namespace tunnel

@@ -1,0 +1,76 @@
+// The TUN side of the data path, shared by every session of a daemon.
+//
+// Read: when the TUN turns readable, up to `batch` packets are read, each is
+// classified (non-UDP is dropped and counted unless allowed) and handed to
+// the sink, which puts it in a session's replay buffer. Then the port yields
+// to the other handlers and goes on.
+// Write: packets from sessions are written unchanged; with vnet_hdr,
+// consecutive same-flow datagrams are joined into one UDP GSO write that the
+// kernel splits back into the same datagrams. flush() ends a batch.
+//
+// Single-threaded: every method runs on the io_context's thread.
+#pragma once
+
+#include <tunnel/udp_gso.hpp>
+
+#include <boost/asio/io_context.hpp>
+#include <boost/asio/posix/stream_descriptor.hpp>
+
+#include <cstdint>
+#include <functional>
+#include <memory>
+#include <span>
+
+namespace tunnel {
+
+struct TunPortConfig {
+  unsigned mtu = 1500;
+  unsigned batch = 128;       // packets per wake-up before yielding
+  bool allow_non_udp = false;
+  bool vnet_hdr = false;      // the TUN was opened with IFF_VNET_HDR
+};
+
+struct TunCounters {
+  std::uint64_t rx_packets = 0;      // read from the TUN
+  std::uint64_t drop_non_udp = 0;
+  std::uint64_t drop_malformed = 0;  // the TUN gave something that is not one IP packet
+  std::uint64_t tx_packets = 0;      // written to the TUN
+  std::uint64_t writes = 0;          // write() calls (tx_packets / writes = GSO factor)
+  std::uint64_t drop_write = 0;      // the TUN refused a packet
+};
+
+class TunPort {
+ public:
+  // Called for each packet worth carrying; the span is valid during the call.
+  using Sink = std::function<void(std::span<const std::uint8_t> pkt)>;
+
+  TunPort(boost::asio::io_context& io, int tun_fd, const TunPortConfig& cfg, Sink sink);
+  TunPort(const TunPort&) = delete;
+  TunPort& operator=(const TunPort&) = delete;
+
+  void start();
+  void stop();
+  // After each read batch (so sessions can send what the batch queued).
+  void on_batch_end(std::function<void()> f) { batch_end_ = std::move(f); }
+
+  void write(std::span<const std::uint8_t> pkt);
+  void flush();  // writes what the coalescer holds; call before the packets' memory changes
+
+  const TunCounters& counters() const { return c_; }
+
+ private:
+  void wait();
+  void on_readable();
+
+  boost::asio::io_context& io_;
+  TunPortConfig cfg_;
+  boost::asio::posix::stream_descriptor fd_;
+  Sink sink_;
+  std::function<void()> batch_end_;
+  std::unique_ptr<std::uint8_t[]> buf_;
+  gso::UdpCoalescer coalescer_;
+  bool stopped_ = false;
+  TunCounters c_;
+};
+
+}  // namespace tunnel

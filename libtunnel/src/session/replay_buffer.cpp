@@ -1,0 +1,133 @@
+#include <tunnel/replay_buffer.hpp>
+#include <tunnel/wire.hpp>
+
+#include <algorithm>
+#include <cstring>
+
+namespace tunnel {
+namespace {
+constexpr std::size_t kInitialBytes = 256 * 1024;
+constexpr std::size_t kInitialRing = 1024;  // power of two
+}  // namespace
+
+ReplayBuffer::ReplayBuffer(std::size_t max_bytes) : max_bytes_(max_bytes) {
+  cap_ = std::min(kInitialBytes, 2 * max_bytes_);
+  buf_ = std::make_unique<std::uint8_t[]>(cap_);
+  ring_cap_ = kInitialRing;
+  ring_ = std::make_unique<Entry[]>(ring_cap_);
+}
+
+std::uint64_t ReplayBuffer::front_dsn() const { return count_ ? at(0).dsn : 0; }
+std::uint64_t ReplayBuffer::last_dsn() const { return count_ ? at(count_ - 1).dsn : 0; }
+
+std::uint8_t* ReplayBuffer::prepare(std::size_t max_len) {
+  if (max_len > max_bytes_) return nullptr;
+  while (bytes() + max_len > max_bytes_)
+    if (!drop_front(false)) return nullptr;
+  if (count_ == ring_cap_) grow_ring();
+  make_room(max_len);
+  return buf_.get() + (tail_pos_ - base_pos_);
+}
+
+void ReplayBuffer::commit(std::size_t len, std::uint64_t dsn, std::int64_t now_ms) {
+  at(count_) = Entry{tail_pos_, dsn, now_ms, static_cast<std::uint32_t>(len)};
+  ++count_;
+  tail_pos_ += len;
+}
+
+void ReplayBuffer::make_room(std::size_t n) {
+  if ((tail_pos_ - base_pos_) + n <= cap_) return;
+  const std::uint64_t front = front_pos();
+  const std::size_t live = static_cast<std::size_t>(tail_pos_ - front);
+  const std::size_t limit = 2 * max_bytes_;
+  if (live + n > cap_ / 2 && cap_ < limit) {
+    const std::size_t ncap = std::min(limit, std::max(cap_ * 2, live + n));
+    auto nb = std::make_unique<std::uint8_t[]>(ncap);
+    std::memcpy(nb.get(), buf_.get() + (front - base_pos_), live);
+    buf_ = std::move(nb);
+    cap_ = ncap;
+  } else {
+    std::memmove(buf_.get(), buf_.get() + (front - base_pos_), live);
+  }
+  base_pos_ = front;
+}
+
+void ReplayBuffer::grow_ring() {
+  auto nr = std::make_unique<Entry[]>(ring_cap_ * 2);
+  for (std::size_t i = 0; i < count_; ++i) nr[i] = at(i);
+  ring_ = std::move(nr);
+  ring_cap_ *= 2;
+  head_ = 0;
+}
+
+void ReplayBuffer::pop_front() {
+  head_ = (head_ + 1) & (ring_cap_ - 1);
+  --count_;
+}
+
+bool ReplayBuffer::drop_front(bool for_age) {
+  if (count_ == 0) return false;
+  const Entry e = at(0);
+  if (sent_ > 0) {
+    --sent_;
+  } else {
+    if (cursor_pos_ != e.pos) return false;  // partly sent
+    cursor_pos_ = e.pos + e.len;
+    ++c_.drop_unsent;
+  }
+  ++(for_age ? c_.drop_age : c_.drop_full);
+  pop_front();
+  return true;
+}
+
+std::span<const std::uint8_t> ReplayBuffer::unsent() const {
+  return {buf_.get() + (cursor_pos_ - base_pos_), static_cast<std::size_t>(tail_pos_ - cursor_pos_)};
+}
+
+void ReplayBuffer::sent(std::size_t n) {
+  cursor_pos_ += n;
+  while (sent_ < count_ && at(sent_).pos + at(sent_).len <= cursor_pos_) ++sent_;
+}
+
+bool ReplayBuffer::at_frame_boundary() const { return sent_ == count_ || at(sent_).pos == cursor_pos_; }
+
+std::size_t ReplayBuffer::to_boundary() const {
+  if (sent_ == count_) return 0;
+  return static_cast<std::size_t>(at(sent_).pos + at(sent_).len - cursor_pos_);
+}
+
+void ReplayBuffer::ack(std::uint64_t dsn) {
+  while (sent_ > 0 && at(0).dsn <= dsn) {
+    pop_front();
+    --sent_;
+    ++c_.acked;
+  }
+}
+
+void ReplayBuffer::restart() {
+  cursor_pos_ = front_pos();
+  sent_ = 0;
+}
+
+void ReplayBuffer::resume_from(std::uint64_t peer_rx) {
+  restart();
+  while (count_ > 0 && at(0).dsn <= peer_rx) {
+    pop_front();
+    ++c_.acked;
+  }
+  cursor_pos_ = front_pos();
+}
+
+std::size_t ReplayBuffer::expire(std::int64_t now_ms, std::int64_t max_age_ms) {
+  std::size_t n = 0;
+  while (count_ > 0 && at(0).t_ms < now_ms - max_age_ms && drop_front(true)) ++n;
+  return n;
+}
+
+void ReplayBuffer::clear() {
+  c_.drop_cleared += count_;
+  head_ = count_ = sent_ = 0;
+  cursor_pos_ = base_pos_ = tail_pos_;
+}
+
+}  // namespace tunnel

@@ -1,0 +1,114 @@
+#include <tunnel/ip_packet.hpp>
+#include <tunnel/tun_port.hpp>
+
+#include <boost/asio/post.hpp>
+#include <spdlog/spdlog.h>
+
+#include <sys/uio.h>
+#include <unistd.h>
+
+#include <cerrno>
+#include <cstring>
+#include <system_error>
+
+namespace tunnel {
+namespace asio = boost::asio;
+
+namespace {
+int dup_or_throw(int fd) {
+  const int d = ::dup(fd);
+  if (d < 0) throw std::system_error(errno, std::generic_category(), "dup(TUN fd)");
+  return d;
+}
+}  // namespace
+
+TunPort::TunPort(asio::io_context& io, int tun_fd, const TunPortConfig& cfg, Sink sink)
+    : io_(io), cfg_(cfg), fd_(io, dup_or_throw(tun_fd)), sink_(std::move(sink)) {
+  buf_ = std::make_unique<std::uint8_t[]>(sizeof(gso::VnetHdr) + cfg_.mtu);
+}
+
+void TunPort::start() { wait(); }
+
+void TunPort::stop() {
+  stopped_ = true;
+  boost::system::error_code ec;
+  fd_.cancel(ec);
+}
+
+void TunPort::wait() {
+  if (stopped_) return;
+  fd_.async_wait(asio::posix::descriptor_base::wait_read, [this](const boost::system::error_code& ec) {
+    if (ec) {
+      if (ec != asio::error::operation_aborted) spdlog::error("TUN wait failed: {}", ec.message());
+      return;
+    }
+    on_readable();
+  });
+}
+
+void TunPort::on_readable() {
+  if (stopped_) return;
+  const std::size_t vh = cfg_.vnet_hdr ? sizeof(gso::VnetHdr) : 0;
+  bool drained = false;
+  for (unsigned n = 0; n < cfg_.batch; ++n) {
+    ssize_t r = ::read(fd_.native_handle(), buf_.get(), vh + cfg_.mtu);
+    if (r < 0) {
+      if (errno == EINTR) continue;
+      if (errno != EAGAIN) spdlog::error("TUN read failed: {}", std::strerror(errno));
+      drained = true;
+      break;
+    }
+    ++c_.rx_packets;
+    if (vh && (static_cast<std::size_t>(r) < vh || buf_[1] != gso::kGsoNone)) {
+      ++c_.drop_malformed;
+      continue;
+    }
+    const std::span<const std::uint8_t> pkt(buf_.get() + vh, static_cast<std::size_t>(r) - vh);
+    const ip::Kind kind = ip::classify(pkt);
+    if (kind == ip::Kind::malformed) {
+      ++c_.drop_malformed;
+      continue;
+    }
+    if (!ip::is_udp(kind) && !cfg_.allow_non_udp) {
+      ++c_.drop_non_udp;
+      continue;
+    }
+    sink_(pkt);
+  }
+  if (batch_end_) batch_end_();
+  if (drained) {
+    wait();
+  } else {
+    asio::post(io_, [this] { on_readable(); });  // more may be waiting: yield, then go on
+  }
+}
+
+void TunPort::write(std::span<const std::uint8_t> pkt) {
+  if (!cfg_.vnet_hdr) {
+    ++c_.writes;
+    if (::write(fd_.native_handle(), pkt.data(), pkt.size()) == static_cast<ssize_t>(pkt.size()))
+      ++c_.tx_packets;
+    else
+      ++c_.drop_write;
+    return;
+  }
+  if (!coalescer_.add(pkt)) {
+    flush();
+    coalescer_.add(pkt);
+  }
+}
+
+void TunPort::flush() {
+  if (coalescer_.empty()) return;
+  const std::size_t n = coalescer_.count();
+  iovec iov[2];
+  coalescer_.emit(iov);
+  ++c_.writes;
+  const ssize_t w = ::writev(fd_.native_handle(), iov, 2);
+  if (w == static_cast<ssize_t>(iov[0].iov_len + iov[1].iov_len))
+    c_.tx_packets += n;
+  else
+    c_.drop_write += n;
+}
+
+}  // namespace tunnel

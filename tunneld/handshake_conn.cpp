@@ -1,0 +1,109 @@
+#include "handshake_conn.hpp"
+
+#include <sys/socket.h>
+
+#include <cerrno>
+#include <cstring>
+
+namespace tunneld {
+namespace asio = boost::asio;
+namespace wire = tunnel::wire;
+
+HandshakeConn::HandshakeConn(asio::ip::tcp::socket sock, std::string peer)
+    : sock_(std::move(sock)), timer_(sock_.get_executor()), peer_(std::move(peer)) {
+  // Room for the largest handshake frame and whatever follows it in one read.
+  buf_.resize(2 * (wire::kHeaderSize + wire::kMaxHandshakeBody));
+}
+
+void HandshakeConn::set_deadline(std::chrono::milliseconds d) {
+  timer_.expires_after(d);
+  timer_.async_wait([self = weak_from_this()](const boost::system::error_code& ec) {
+    auto s = self.lock();
+    if (ec || !s) return;
+    s->timed_out_ = true;
+    boost::system::error_code ignored;
+    s->sock_.cancel(ignored);  // the pending wait completes with operation_aborted
+  });
+}
+
+void HandshakeConn::read_frame(OnFrame cb) {
+  cb_ = std::move(cb);
+  // Drop the frame handed out last time.
+  if (consumed_ > 0) {
+    std::memmove(buf_.data(), buf_.data() + consumed_, len_ - consumed_);
+    len_ -= consumed_;
+    consumed_ = 0;
+  }
+  on_readable();
+}
+
+void HandshakeConn::on_readable() {
+  wire::Limits lim;
+  lim.max_body = wire::kMaxHandshakeBody;
+  for (;;) {
+    const auto pr = wire::parse_frame({buf_.data(), len_}, lim);
+    if (pr.status == wire::ParseStatus::ok) {
+      consumed_ = pr.consumed;
+      auto cb = std::move(cb_);
+      cb(pr.status, pr.frame, {});
+      return;
+    }
+    if (pr.status != wire::ParseStatus::need_more) {
+      auto cb = std::move(cb_);
+      cb(pr.status, {}, std::string(wire::to_string(pr.status)));
+      return;
+    }
+    if (len_ == buf_.size()) {
+      auto cb = std::move(cb_);
+      cb(wire::ParseStatus::bad_length, {}, "handshake frame too long");
+      return;
+    }
+    const ssize_t r = ::recv(sock_.native_handle(), buf_.data() + len_, buf_.size() - len_, MSG_DONTWAIT);
+    if (r > 0) {
+      len_ += static_cast<std::size_t>(r);
+      continue;
+    }
+    if (r < 0 && errno == EINTR) continue;
+    if (r < 0 && errno == EAGAIN) break;
+    auto cb = std::move(cb_);
+    cb(wire::ParseStatus::need_more, {}, r == 0 ? "closed during the handshake" : std::strerror(errno));
+    return;
+  }
+  sock_.async_wait(asio::socket_base::wait_read, [self = shared_from_this()](const boost::system::error_code& ec) {
+    if (!self->cb_) return;
+    if (ec) {
+      auto cb = std::move(self->cb_);
+      cb(wire::ParseStatus::need_more, {}, self->timed_out_ ? "handshake timed out" : ec.message());
+      return;
+    }
+    self->on_readable();
+  });
+}
+
+bool HandshakeConn::send_frame(wire::FrameType type, const std::vector<std::uint8_t>& body) {
+  std::vector<std::uint8_t> f(wire::kHeaderSize + body.size());
+  wire::encode_header(f.data(), type, 0, static_cast<std::uint32_t>(body.size()));
+  std::memcpy(f.data() + wire::kHeaderSize, body.data(), body.size());
+  const ssize_t w = ::send(sock_.native_handle(), f.data(), f.size(), MSG_DONTWAIT | MSG_NOSIGNAL);
+  return w == static_cast<ssize_t>(f.size());
+}
+
+bool HandshakeConn::send_error(std::string_view reason) {
+  std::vector<std::uint8_t> f(wire::kHeaderSize + 256);
+  f.resize(wire::encode_error(f.data(), reason));
+  return ::send(sock_.native_handle(), f.data(), f.size(), MSG_DONTWAIT | MSG_NOSIGNAL) ==
+         static_cast<ssize_t>(f.size());
+}
+
+void HandshakeConn::close() {
+  timer_.cancel();
+  boost::system::error_code ec;
+  sock_.close(ec);
+  cb_ = nullptr;
+}
+
+std::vector<std::uint8_t> HandshakeConn::leftover() const {
+  return {buf_.begin() + static_cast<std::ptrdiff_t>(consumed_), buf_.begin() + static_cast<std::ptrdiff_t>(len_)};
+}
+
+}  // namespace tunneld

@@ -1,0 +1,192 @@
+#include "report.hpp"
+
+#include <fmt/format.h>
+
+namespace tunneld {
+namespace wire = tunnel::wire;
+using Clock = std::chrono::steady_clock;
+
+std::string ep_str(const boost::asio::ip::tcp::endpoint& e) {
+  return e.address().is_v6() ? fmt::format("[{}]:{}", e.address().to_string(), e.port())
+                             : fmt::format("{}:{}", e.address().to_string(), e.port());
+}
+
+std::string json_escape(std::string_view s) {
+  std::string o;
+  for (char ch : s) {
+    if (ch == '"' || ch == '\\') {
+      o += '\\';
+      o += ch;
+    } else if (static_cast<unsigned char>(ch) < 0x20) {
+      o += fmt::format("\\u{:04x}", ch);
+    } else {
+      o += ch;
+    }
+  }
+  return o;
+}
+
+namespace {
+
+std::int64_t ms_since(Clock::time_point t) {
+  return std::chrono::duration_cast<std::chrono::milliseconds>(Clock::now() - t).count();
+}
+
+void add_counters(tunnel::SessionCounters& a, const tunnel::SessionCounters& b) {
+  a.tx_packets += b.tx_packets;
+  a.tx_bytes += b.tx_bytes;
+  a.drop_queue_full += b.drop_queue_full;
+  a.replayed += b.replayed;
+  a.peak_buffered = std::max(a.peak_buffered, b.peak_buffered);
+  a.rx_packets += b.rx_packets;
+  a.rx_bytes += b.rx_bytes;
+  a.rx_duplicates += b.rx_duplicates;
+  a.rx_missing += b.rx_missing;
+  a.drop_spoofed += b.drop_spoofed;
+  a.acks_sent += b.acks_sent;
+  a.acks_received += b.acks_received;
+  a.heartbeats_sent += b.heartbeats_sent;
+  a.heartbeats_received += b.heartbeats_received;
+  a.drop_control += b.drop_control;
+  a.connections += b.connections;
+  a.resumes += b.resumes;
+  a.send_calls += b.send_calls;
+  for (std::size_t i = 0; i < a.proto_errors.size(); ++i) a.proto_errors[i] += b.proto_errors[i];
+}
+
+// The session counters as JSON members (no braces).
+std::string session_json(const tunnel::SessionCounters& c, const tunnel::ReplayCounters& r) {
+  return fmt::format(
+      R"("tx_packets":{},"tx_bytes":{},"drop_queue_full":{},"drop_buffer_full":{},"drop_buffer_age":{},)"
+      R"("drop_never_sent":{},"drop_session_ended":{},"replayed":{},"peak_buffered":{},"acked":{},)"
+      R"("rx_packets":{},"rx_bytes":{},"rx_duplicates":{},"rx_missing":{},"drop_spoofed":{},)"
+      R"("acks_sent":{},"acks_received":{},"tx_heartbeats":{},"rx_heartbeats":{},"drop_control":{},)"
+      R"("connections":{},"resumes":{},"send_calls":{})",
+      c.tx_packets, c.tx_bytes, c.drop_queue_full, r.drop_full, r.drop_age, r.drop_unsent, r.drop_cleared,
+      c.replayed, c.peak_buffered, r.acked, c.rx_packets, c.rx_bytes, c.rx_duplicates, c.rx_missing, c.drop_spoofed,
+      c.acks_sent, c.acks_received, c.heartbeats_sent, c.heartbeats_received, c.drop_control, c.connections,
+      c.resumes, c.send_calls);
+}
+
+std::string conn_json(const std::optional<tunnel::ConnectionStats>& cs) {
+  if (!cs) return "null";
+  std::string s = fmt::format(R"({{"mptcp":{},"token":{},"subflows":{},"subflow":[)", cs->mptcp, cs->token, cs->subflows);
+  for (std::size_t i = 0; i < cs->subflow.size(); ++i) {
+    const auto& sf = cs->subflow[i];
+    s += fmt::format(
+        R"({}{{"local":"{}","remote":"{}","established":{},"rtt_us":{},"bytes_sent":{},"bytes_acked":{},"bytes_received":{},"retrans":{}}})",
+        i ? "," : "", ep_str(sf.local), ep_str(sf.remote), sf.state == 1, sf.rtt_us, sf.bytes_sent, sf.bytes_acked,
+        sf.bytes_received, sf.total_retrans);
+  }
+  return s + "]}";
+}
+
+std::string prefixes_str(const std::vector<tunnel::Prefix>& ps, bool json) {
+  std::string s;
+  for (const auto& p : ps) {
+    if (!s.empty()) s += json ? "," : " ";
+    s += json ? "\"" + p.to_string() + "\"" : p.to_string();
+  }
+  return s;
+}
+
+}  // namespace
+
+void Totals::add(const tunnel::Session& session) {
+  add_counters(s, session.counters());
+  const auto& b = session.buffer().counters();
+  r.drop_full += b.drop_full;
+  r.drop_age += b.drop_age;
+  r.drop_unsent += b.drop_unsent;
+  r.drop_cleared += b.drop_cleared;
+  r.acked += b.acked;
+}
+
+SessionReport SessionReport::of(const tunnel::Session& s, const std::string& id, const std::string& remote,
+                                const std::vector<tunnel::Prefix>& prefixes) {
+  SessionReport r;
+  r.cpe_id = id;
+  r.remote = remote;
+  r.prefixes = prefixes;
+  r.session_id = s.id();
+  r.connected = s.connected();
+  r.last_rx_ms_ago = s.connected() ? ms_since(s.liveness().last_rx()) : -1;
+  if (auto d = s.liveness().down_since(); d && !s.connected()) r.held_ms = ms_since(*d);
+  r.buffered_frames = s.buffer().frames();
+  r.buffered_bytes = s.buffer().bytes();
+  r.unsent_frames = s.buffer().unsent_frames();
+  r.c = s.counters();
+  r.r = s.buffer().counters();
+  if (s.socket_fd() >= 0) r.conn = tunnel::connection_stats(s.socket_fd());
+  return r;
+}
+
+std::string Report::json() const {
+  const auto up = std::chrono::duration_cast<std::chrono::seconds>(uptime).count();
+  std::string s = fmt::format(R"({{"role":"{}","tun":"{}","state":"{}","uptime_s":{},"sessions":[)", role,
+                              json_escape(tun_name), state, up);
+  for (std::size_t i = 0; i < sessions.size(); ++i) {
+    const auto& e = sessions[i];
+    s += fmt::format(
+        R"({}{{"id":"{}","session_id":"{:016x}","remote":"{}","prefixes":[{}],"state":"{}","last_rx_ms_ago":{},)"
+        R"("held_ms":{},"buffered_frames":{},"buffered_bytes":{},"unsent_frames":{},"connection":{},"counters":{{{}}}}})",
+        i ? "," : "", json_escape(e.cpe_id), e.session_id, json_escape(e.remote), prefixes_str(e.prefixes, true),
+        e.connected ? "connected" : (e.session_id ? "held" : "new"), e.last_rx_ms_ago, e.held_ms, e.buffered_frames,
+        e.buffered_bytes, e.unsent_frames, conn_json(e.conn), session_json(e.c, e.r));
+  }
+  const auto& d = daemon;
+  s += fmt::format(
+      R"(],"counters":{{"tun_rx_packets":{},"tun_tx_packets":{},"tun_writes":{},"drop_non_udp":{},"drop_malformed":{},)"
+      R"("drop_tun_write":{},"drop_no_route":{},{},"handshake_failures":{},"auth_failures":{},"handshake_timeouts":{},)"
+      R"("rejected_pending":{},"sessions_created":{},"sessions_closed":{},"sessions_expired":{},"sessions_replaced":{},)"
+      R"("protocol_errors":{{)",
+      tun.rx_packets, tun.tx_packets, tun.writes, tun.drop_non_udp, tun.drop_malformed, tun.drop_write, d.drop_no_route,
+      session_json(totals.s, totals.r), d.handshake_failures, d.auth_failures, d.handshake_timeouts,
+      d.rejected_pending, d.sessions_created, d.sessions_closed, d.sessions_expired, d.sessions_replaced);
+  for (int i = 2; i < wire::kParseStatusCount; ++i)
+    s += fmt::format(R"({}"{}":{})", i > 2 ? "," : "", wire::to_string(static_cast<wire::ParseStatus>(i)),
+                     totals.s.proto_errors[static_cast<std::size_t>(i)] + d.proto_errors[static_cast<std::size_t>(i)]);
+  return s + "}}}\n";
+}
+
+std::string Report::text() const {
+  const auto up = std::chrono::duration_cast<std::chrono::seconds>(uptime).count();
+  std::string s = fmt::format("role {}  tun {}  state {}  up {}s  sessions {}\n", role, tun_name, state, up,
+                              sessions.size());
+  for (const auto& e : sessions) {
+    s += fmt::format("session {:016x}  cpe {}  remote {}  prefixes {}  {}\n", e.session_id, e.cpe_id, e.remote,
+                     prefixes_str(e.prefixes, false),
+                     e.connected ? fmt::format("connected, last heard {} ms ago", e.last_rx_ms_ago)
+                                 : fmt::format("held for {} ms", e.held_ms));
+    s += fmt::format("  buffered {} frames ({} bytes, {} not yet sent)  sent {}  received {}  replayed {}  "
+                     "duplicates {}  missing {}  spoofed {}  resumes {}\n",
+                     e.buffered_frames, e.buffered_bytes, e.unsent_frames, e.c.tx_packets, e.c.rx_packets,
+                     e.c.replayed, e.c.rx_duplicates, e.c.rx_missing, e.c.drop_spoofed, e.c.resumes);
+    if (e.conn) {
+      s += fmt::format("  connection: {}  subflows established {}\n",
+                       e.conn->mptcp ? "MPTCP" : "plain TCP (fallback)", e.conn->subflows);
+      for (const auto& sf : e.conn->subflow)
+        s += fmt::format("    subflow {} -> {}  state {}  rtt {:.1f}ms  sent {}  acked {}  received {}  retrans {}\n",
+                         ep_str(sf.local), ep_str(sf.remote), sf.state == 1 ? "established" : "other",
+                         sf.rtt_us / 1000.0, sf.bytes_sent, sf.bytes_acked, sf.bytes_received, sf.total_retrans);
+    }
+  }
+  const auto& t = totals;
+  s += fmt::format("tun: read {}  written {} in {} writes  dropped: non-udp {} malformed {} tun-write {} no-route {}\n",
+                   tun.rx_packets, tun.tx_packets, tun.writes, tun.drop_non_udp, tun.drop_malformed, tun.drop_write,
+                   daemon.drop_no_route);
+  s += fmt::format("tunnel: sent {} ({} bytes)  received {} ({} bytes)  dropped: queue-full {} buffer-full {} "
+                   "buffer-age {} session-ended {} spoofed {}  duplicates {}\n",
+                   t.s.tx_packets, t.s.tx_bytes, t.s.rx_packets, t.s.rx_bytes, t.s.drop_queue_full, t.r.drop_full,
+                   t.r.drop_age, t.r.drop_cleared, t.s.drop_spoofed, t.s.rx_duplicates);
+  std::uint64_t perr = 0;
+  for (std::size_t i = 0; i < t.s.proto_errors.size(); ++i) perr += t.s.proto_errors[i] + daemon.proto_errors[i];
+  s += fmt::format("sessions: created {} closed {} expired {} replaced {}  handshakes refused {} (auth {}, timeout "
+                   "{}, over pending cap {})  protocol errors {}\n",
+                   daemon.sessions_created, daemon.sessions_closed, daemon.sessions_expired, daemon.sessions_replaced,
+                   daemon.handshake_failures, daemon.auth_failures, daemon.handshake_timeouts, daemon.rejected_pending,
+                   perr);
+  return s;
+}
+
+}  // namespace tunneld
