@@ -710,9 +710,11 @@ class Client {
 
   void tick(Clock::time_point now) {
     if (!session_->tick(now)) {
-      spdlog::warn("session {:016x} not resumed within {} ms: {} buffered frames dropped", session_->id(),
-                   o_.session_hold.count(), session_->buffer().frames());
-      ++dc_.sessions_expired;
+      if (session_->id() != 0 || session_->buffer().frames() > 0) {
+        spdlog::warn("session {:016x} not resumed within {} ms: {} buffered frames dropped", session_->id(),
+                     o_.session_hold.count(), session_->buffer().frames());
+        ++dc_.sessions_expired;
+      }
       session_->reset(0);
     }
   }

@@ -66,7 +66,7 @@ start_gateway() {
 start_cpe() {
   $TB exec cpe "$TUNNELD" client --server 198.18.0.1:7000 --tun ha0 --path dsl --path lte \
     --tun-address 198.18.100.1/30 --tun-address fd00:100::1/64 --status-socket "$WORK/cpe.sock" \
-    --stats-interval 500 --path-retry 1000 --id cpe1 "${CPE_PREFIXES[@]}" --psk-file "$WORK/psk" \
+    --stats-interval 500 --path-retry 1000 --id cpe1 "${CPE_PREFIXES[@]}" --psk-file "${CPE_PSK:-$WORK/psk}" \
     "$@" >>"$WORK/cpe.log" 2>&1 &
   PIDS+=($!)
   CPE_PID=$!

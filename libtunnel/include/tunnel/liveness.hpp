@@ -20,7 +20,9 @@ class Liveness {
   using Clock = std::chrono::steady_clock;
   using ms = std::chrono::milliseconds;
 
-  Liveness(ms heartbeat, ms dead_interval, ms hold) : hb_(heartbeat), dead_(dead_interval), hold_(hold) {}
+  // Starts without a connection, the hold time counting from `now`.
+  Liveness(ms heartbeat, ms dead_interval, ms hold, Clock::time_point now = Clock::now())
+      : hb_(heartbeat), dead_(dead_interval), hold_(hold), down_since_(now) {}
 
   // A connection is attached and the handshake is done.
   void connected(Clock::time_point now) {
@@ -34,6 +36,9 @@ class Liveness {
     waiting_ack_since_.reset();
   }
   bool is_connected() const { return !down_since_.has_value(); }
+  // The session starts over (new or reset) without a connection: the hold
+  // time counts from now.
+  void restart_hold(Clock::time_point now) { down_since_ = now; waiting_ack_since_.reset(); }
 
   void on_rx(Clock::time_point now) { last_rx_ = now; }
   // Frames were sent while none was waiting for an ACK.
@@ -68,7 +73,7 @@ class Liveness {
   ms hb_, dead_, hold_;
   Clock::time_point last_rx_{}, last_hb_{};
   std::optional<Clock::time_point> waiting_ack_since_;
-  std::optional<Clock::time_point> down_since_ = Clock::time_point{};
+  std::optional<Clock::time_point> down_since_;
 };
 
 }  // namespace tunnel

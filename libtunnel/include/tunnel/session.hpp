@@ -145,6 +145,7 @@ class Session {
   std::uint64_t generation_ = 0;
   bool write_armed_ = false;
   bool flush_pending_ = false;
+  std::size_t backlog_ = 0;  // replayed bytes still unsent, on top of the send queue limit
 
   ReplayBuffer tx_;
   std::uint64_t next_dsn_ = 1;

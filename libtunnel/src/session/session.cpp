@@ -33,7 +33,6 @@ Session::Session(asio::io_context& io, TunPort& tun, const SessionConfig& cfg, s
   rb_cap_ = std::max(cfg_.recv_buffer_bytes, 2 * (wire::kDataHeaderSize + wire::kMaxPacket));
   rb_ = std::make_unique<std::uint8_t[]>(rb_cap_);
   limits_.max_body = wire::kDsnSize + wire::kMaxPacket;
-  live_.disconnected(Clock::now());
 }
 
 Session::~Session() { drop_connection(); }
@@ -49,6 +48,7 @@ void Session::attach(asio::ip::tcp::socket sock, std::span<const std::uint8_t> e
   if (c_.connections++ > 0) ++c_.resumes;
   tx_.resume_from(peer_rx);
   c_.replayed += tx_.unsent_frames();
+  backlog_ = tx_.unsent_bytes();  // the replay may exceed the send queue; new packets still get theirs
   const std::size_t n = std::min(early.size(), rb_cap_);
   std::memcpy(rb_.get(), early.data(), n);
   rlen_ = n;
@@ -133,13 +133,13 @@ void Session::reset(std::uint64_t new_id) {
   id_ = new_id;
   rx_last_ = acked_sent_ = 0;
   rx_started_ = false;
-  live_.disconnected(Clock::now());
+  live_.restart_hold(Clock::now());
 }
 
 // ---------------------------------------------------------------- send
 
 bool Session::enqueue(std::span<const std::uint8_t> pkt) {
-  if (sock_ && tx_.unsent_bytes() > cfg_.send_queue_bytes) {
+  if (sock_ && tx_.unsent_bytes() > cfg_.send_queue_bytes + backlog_) {
     ++c_.drop_queue_full;
     return false;
   }
@@ -217,6 +217,7 @@ void Session::flush() {
     if (ctl_off_ == ctl_len_) ctl_off_ = ctl_len_ = 0;
     if (ww) tx_.sent(ww);
   }
+  backlog_ = std::min(backlog_, tx_.unsent_bytes());
   if (!had_unacked && tx_.unacked_sent_frames() > 0) live_.on_unacked(Clock::now());
 }
 

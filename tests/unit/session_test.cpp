@@ -1,0 +1,432 @@
+// The session layer's pure parts: replay buffer, liveness timers under a fake
+// clock, handshake messages and proofs, and the gateway's CPE table.
+#include <tunnel/cpe_table.hpp>
+#include <tunnel/handshake.hpp>
+#include <tunnel/liveness.hpp>
+#include <tunnel/replay_buffer.hpp>
+
+#include <gtest/gtest.h>
+
+#include <cstring>
+#include <filesystem>
+#include <fstream>
+#include <random>
+#include <vector>
+
+namespace {
+using namespace tunnel;
+using namespace std::chrono_literals;
+using Bytes = std::vector<std::uint8_t>;
+
+// ------------------------------------------------------------ ReplayBuffer
+
+// Appends a frame of `len` bytes whose content names its dsn.
+bool put(ReplayBuffer& rb, std::uint64_t dsn, std::size_t len, std::int64_t t = 0) {
+  std::uint8_t* p = rb.prepare(len);
+  if (!p) return false;
+  for (std::size_t i = 0; i < len; ++i) p[i] = static_cast<std::uint8_t>(dsn + i);
+  rb.commit(len, dsn, t);
+  return true;
+}
+
+// Sends everything unsent (in chunks of `chunk`) and returns the dsns of the
+// frames it covered, checking their bytes.
+std::vector<std::uint64_t> drain(ReplayBuffer& rb, std::size_t len, std::size_t chunk = 1 << 30) {
+  Bytes out;
+  while (!rb.unsent().empty()) {
+    auto u = rb.unsent();
+    const std::size_t n = std::min(chunk, u.size());
+    out.insert(out.end(), u.begin(), u.begin() + static_cast<std::ptrdiff_t>(n));
+    rb.sent(n);
+  }
+  std::vector<std::uint64_t> dsns;
+  for (std::size_t off = 0; off + len <= out.size(); off += len) {
+    const std::uint64_t d = out[off];
+    for (std::size_t i = 0; i < len; ++i) EXPECT_EQ(out[off + i], static_cast<std::uint8_t>(d + i));
+    dsns.push_back(d);
+  }
+  EXPECT_EQ(out.size() % len, 0u);
+  return dsns;
+}
+
+TEST(ReplayBuffer, SendsInOrderAndReleasesOnAck) {
+  ReplayBuffer rb(10000);
+  for (std::uint64_t d = 1; d <= 10; ++d) ASSERT_TRUE(put(rb, d, 100));
+  EXPECT_EQ(drain(rb, 100, 37), (std::vector<std::uint64_t>{1, 2, 3, 4, 5, 6, 7, 8, 9, 10}));
+  EXPECT_EQ(rb.unacked_sent_frames(), 10u);
+  rb.ack(4);
+  EXPECT_EQ(rb.frames(), 6u);
+  EXPECT_EQ(rb.front_dsn(), 5u);
+  rb.ack(3);  // an old ACK changes nothing
+  EXPECT_EQ(rb.frames(), 6u);
+  rb.ack(10);
+  EXPECT_EQ(rb.frames(), 0u);
+  EXPECT_EQ(rb.counters().acked, 10u);
+}
+
+TEST(ReplayBuffer, AckNeverReleasesUnsentFrames) {
+  ReplayBuffer rb(10000);
+  for (std::uint64_t d = 1; d <= 4; ++d) put(rb, d, 50);
+  rb.sent(100);  // frames 1 and 2
+  rb.ack(4);
+  EXPECT_EQ(rb.frames(), 2u);
+  EXPECT_EQ(rb.front_dsn(), 3u);
+}
+
+TEST(ReplayBuffer, ResumeReplaysWhatThePeerLacks) {
+  ReplayBuffer rb(10000);
+  for (std::uint64_t d = 1; d <= 8; ++d) put(rb, d, 64);
+  rb.sent(5 * 64 + 10);  // 5 frames and part of the 6th, then the connection breaks
+  rb.ack(2);
+  rb.restart();
+  for (std::uint64_t d = 9; d <= 10; ++d) put(rb, d, 64);  // queued while down
+  rb.resume_from(4);  // the peer had 1..4
+  EXPECT_EQ(drain(rb, 64), (std::vector<std::uint64_t>{5, 6, 7, 8, 9, 10}));
+}
+
+TEST(ReplayBuffer, BoundaryTracksPartialFrames) {
+  ReplayBuffer rb(10000);
+  put(rb, 1, 100);
+  put(rb, 2, 100);
+  EXPECT_TRUE(rb.at_frame_boundary());
+  rb.sent(30);
+  EXPECT_FALSE(rb.at_frame_boundary());
+  EXPECT_EQ(rb.to_boundary(), 70u);
+  rb.sent(70);
+  EXPECT_TRUE(rb.at_frame_boundary());
+}
+
+TEST(ReplayBuffer, DropsOldestWhenFullAndCounts) {
+  ReplayBuffer rb(1000);
+  for (std::uint64_t d = 1; d <= 25; ++d) ASSERT_TRUE(put(rb, d, 100));
+  EXPECT_LE(rb.bytes(), 1000u);
+  EXPECT_EQ(rb.frames(), 10u);
+  EXPECT_EQ(rb.front_dsn(), 16u);
+  EXPECT_EQ(rb.counters().drop_full, 15u);
+  EXPECT_EQ(rb.counters().drop_unsent, 15u);
+  EXPECT_EQ(drain(rb, 100).front(), 16u);
+}
+
+TEST(ReplayBuffer, NeverDropsAPartlySentFrame) {
+  ReplayBuffer rb(300);
+  put(rb, 1, 100);
+  put(rb, 2, 100);
+  put(rb, 3, 100);
+  rb.sent(50);
+  EXPECT_EQ(rb.prepare(100), nullptr);  // would need to drop frame 1, half sent
+  EXPECT_EQ(rb.frames(), 3u);
+  rb.sent(50);
+  EXPECT_NE(rb.prepare(100), nullptr);  // frame 1 is wholly sent now: it may go
+  EXPECT_EQ(rb.counters().drop_full, 1u);
+  EXPECT_EQ(rb.counters().drop_unsent, 0u);
+}
+
+TEST(ReplayBuffer, ExpiresByAge) {
+  ReplayBuffer rb(100000);
+  for (std::uint64_t d = 1; d <= 10; ++d) put(rb, d, 100, static_cast<std::int64_t>(d * 100));
+  EXPECT_EQ(rb.expire(1000, 500), 4u);  // older than t=500: 1..4
+  EXPECT_EQ(rb.front_dsn(), 5u);
+  EXPECT_EQ(rb.counters().drop_age, 4u);
+}
+
+TEST(ReplayBuffer, StaysCorrectAcrossGrowthAndCompaction) {
+  // Random frame sizes, sends, acks and reconnects against a model.
+  std::mt19937 rng(7);
+  ReplayBuffer rb(64 * 1024);
+  std::uint64_t next = 1, acked = 0;
+  std::vector<std::uint64_t> delivered;
+  for (int round = 0; round < 3000; ++round) {
+    const std::size_t len = 40 + rng() % 1500;
+    // Frames carry their dsn in the first 8 bytes.
+    std::uint8_t* p = rb.prepare(len);
+    ASSERT_NE(p, nullptr);
+    std::memcpy(p, &next, 8);
+    std::memset(p + 8, static_cast<int>(next & 0xff), len - 8);
+    rb.commit(len, next++, 0);
+    if (rng() % 3 == 0) {
+      // Send everything, parse frame starts from the known lengths via the model.
+      auto u = rb.unsent();
+      const std::size_t n = u.size();
+      rb.sent(n);
+    }
+    if (rng() % 5 == 0 && rb.unacked_sent_frames()) {
+      acked = rb.front_dsn() + rng() % rb.unacked_sent_frames();
+      rb.ack(acked);
+    }
+    if (rng() % 50 == 0) {
+      rb.restart();
+      rb.resume_from(acked);
+      ASSERT_TRUE(rb.frames() == 0 || rb.front_dsn() > acked) << round;
+      auto u = rb.unsent();
+      if (!u.empty()) {
+        std::uint64_t d;
+        std::memcpy(&d, u.data(), 8);
+        // Replay starts with the first frame the peer lacks (or the oldest
+        // kept, if the peer's next was dropped for room), content intact.
+        ASSERT_GE(d, acked + 1);
+        ASSERT_EQ(u[8], static_cast<std::uint8_t>(d & 0xff));
+      }
+    }
+  }
+  EXPECT_LE(rb.bytes(), 64u * 1024);
+  EXPECT_LE(rb.capacity(), 2u * 64 * 1024);
+}
+
+TEST(ReplayBuffer, ClearCountsEverything) {
+  ReplayBuffer rb(10000);
+  for (std::uint64_t d = 1; d <= 5; ++d) put(rb, d, 100);
+  rb.clear();
+  EXPECT_EQ(rb.frames(), 0u);
+  EXPECT_EQ(rb.counters().drop_cleared, 5u);
+  EXPECT_TRUE(rb.unsent().empty());
+  put(rb, 6, 100);
+  EXPECT_EQ(drain(rb, 100), (std::vector<std::uint64_t>{6}));
+}
+
+// ------------------------------------------------------------ Liveness
+
+TEST(Liveness, HeartbeatAndDeadIntervalUnderAFakeClock) {
+  using T = Liveness::Clock::time_point;
+  const T t0{};
+  Liveness l(1000ms, 3000ms, 10000ms, t0);
+  EXPECT_FALSE(l.is_connected());
+  EXPECT_FALSE(l.expired(t0 + 10000ms));
+  EXPECT_TRUE(l.expired(t0 + 10001ms));  // never connected: the hold runs from creation
+  l.connected(t0);
+  EXPECT_FALSE(l.heartbeat_due(t0 + 999ms));
+  EXPECT_TRUE(l.heartbeat_due(t0 + 1000ms));
+  l.heartbeat_sent(t0 + 1000ms);
+  EXPECT_FALSE(l.heartbeat_due(t0 + 1500ms));
+  EXPECT_EQ(l.dead(t0 + 3000ms), nullptr);
+  EXPECT_NE(l.dead(t0 + 3001ms), nullptr);
+  l.on_rx(t0 + 2500ms);
+  EXPECT_EQ(l.dead(t0 + 5500ms), nullptr);
+  EXPECT_NE(l.dead(t0 + 5501ms), nullptr);
+}
+
+TEST(Liveness, UnacknowledgedDataCountsAsDeadEvenWhileHeartbeatsArrive) {
+  using T = Liveness::Clock::time_point;
+  const T t0{};
+  Liveness l(1000ms, 3000ms, 10000ms, t0);
+  l.connected(t0);
+  l.on_unacked(t0 + 100ms);
+  for (auto t = t0; t < t0 + 4000ms; t += 500ms) l.on_rx(t);  // the peer keeps talking
+  EXPECT_EQ(l.dead(t0 + 3100ms), nullptr);
+  EXPECT_STREQ(l.dead(t0 + 3101ms), "no acknowledgement for the dead interval");
+  l.on_ack(t0 + 3000ms, false);  // everything acknowledged: nothing to wait for
+  EXPECT_EQ(l.dead(t0 + 3900ms), nullptr);
+}
+
+TEST(Liveness, HoldExpiresOnlyWhileDisconnected) {
+  using T = Liveness::Clock::time_point;
+  const T t0{};
+  Liveness l(1000ms, 3000ms, 10000ms, t0);
+  l.connected(t0);
+  EXPECT_FALSE(l.expired(t0 + 1h));
+  l.disconnected(t0 + 1000ms);
+  EXPECT_EQ(l.dead(t0 + 1h), nullptr);  // no connection to be dead
+  EXPECT_FALSE(l.heartbeat_due(t0 + 1h));
+  EXPECT_FALSE(l.expired(t0 + 11000ms));
+  EXPECT_TRUE(l.expired(t0 + 11001ms));
+  l.disconnected(t0 + 5000ms);  // a second report does not restart the hold
+  EXPECT_TRUE(l.expired(t0 + 11001ms));
+  l.restart_hold(t0 + 20000ms);  // session reset: a fresh hold
+  EXPECT_FALSE(l.expired(t0 + 30000ms));
+  l.connected(t0 + 11000ms);
+  EXPECT_FALSE(l.expired(t0 + 1h));
+}
+
+// ------------------------------------------------------------ Handshake
+
+struct Exchange {
+  hs::Key key = hs::parse_key("0123456789abcdef0123456789abcdef0123456789abcdef0123456789abcdef");
+  hs::Nonce sn = hs::random_nonce();
+  hs::Hello hello;
+  Bytes hello_body;
+  Exchange() {
+    hello.capabilities = hs::kCapUdpGso;
+    hello.nonce = hs::random_nonce();
+    hello.resume_session = 0x1122334455667788ull;
+    hello.resume_rx_dsn = 4242;
+    hello.id = "cpe-7";
+    hello.prefixes = {parse_prefix("198.18.10.0/24"), parse_prefix("fd00:10::/64")};
+    hs::encode(hello, hello_body);
+    hs::sign_hello(hello_body, key, sn);
+  }
+};
+
+TEST(Handshake, HelloRoundTripsAndVerifies) {
+  Exchange x;
+  std::string why;
+  auto h = hs::decode_hello(x.hello_body, why);
+  ASSERT_TRUE(h) << why;
+  EXPECT_EQ(h->id, "cpe-7");
+  EXPECT_EQ(h->resume_session, 0x1122334455667788ull);
+  EXPECT_EQ(h->resume_rx_dsn, 4242u);
+  ASSERT_EQ(h->prefixes.size(), 2u);
+  EXPECT_EQ(h->prefixes[1].to_string(), "fd00:10::/64");
+  EXPECT_EQ(h->nonce, x.hello.nonce);
+  EXPECT_TRUE(hs::verify_hello(x.hello_body, x.key, x.sn));
+}
+
+TEST(Handshake, WrongKeyOrOtherNonceOrAnyChangedByteFails) {
+  Exchange x;
+  hs::Key other = x.key;
+  other[0] ^= 1;
+  EXPECT_FALSE(hs::verify_hello(x.hello_body, other, x.sn));
+  EXPECT_FALSE(hs::verify_hello(x.hello_body, x.key, hs::random_nonce()));  // replayed on a new connection
+  EXPECT_FALSE(hs::verify_hello(x.hello_body, {}, x.sn));                    // no key never verifies
+  for (std::size_t i = 0; i < x.hello_body.size(); ++i) {
+    Bytes b = x.hello_body;
+    b[i] ^= 0x20;
+    EXPECT_FALSE(hs::verify_hello(b, x.key, x.sn)) << "byte " << i;
+  }
+}
+
+TEST(Handshake, HelloAckProofBindsBothNonces) {
+  Exchange x;
+  hs::HelloAck a{0xabcdefull, 99, true, 1000, {}};
+  Bytes body;
+  hs::encode(a, body);
+  hs::sign_hello_ack(body, x.key, x.hello.nonce, x.sn);
+  std::string why;
+  auto d = hs::decode_hello_ack(body, why);
+  ASSERT_TRUE(d) << why;
+  EXPECT_EQ(d->session_id, 0xabcdefull);
+  EXPECT_EQ(d->rx_dsn, 99u);
+  EXPECT_TRUE(d->resumed);
+  EXPECT_TRUE(hs::verify_hello_ack(body, x.key, x.hello.nonce, x.sn));
+  EXPECT_FALSE(hs::verify_hello_ack(body, x.key, x.sn, x.hello.nonce));  // nonces swapped
+  body[3] ^= 1;                                                            // session id changed in flight
+  EXPECT_FALSE(hs::verify_hello_ack(body, x.key, x.hello.nonce, x.sn));
+}
+
+TEST(Handshake, MalformedBodiesAreRejectedWithAReason) {
+  Exchange x;
+  std::string why;
+  for (std::size_t n = 0; n < x.hello_body.size(); ++n) {
+    why.clear();
+    EXPECT_FALSE(hs::decode_hello(std::span(x.hello_body).first(n), why)) << n;
+    EXPECT_FALSE(why.empty());
+  }
+  Bytes longer = x.hello_body;
+  longer.push_back(0);
+  EXPECT_FALSE(hs::decode_hello(longer, why));
+  Bytes bad_id = x.hello_body;
+  bad_id[4 + 32 + 16 + 1] = ' ';  // first id byte
+  EXPECT_FALSE(hs::decode_hello(bad_id, why));
+  hs::HelloAck zero{0, 0, false, 0, {}};
+  Bytes zb;
+  hs::encode(zero, zb);
+  EXPECT_FALSE(hs::decode_hello_ack(zb, why));
+  EXPECT_EQ(why, "session id 0");
+  EXPECT_FALSE(hs::decode_challenge(Bytes(31), why));
+}
+
+TEST(Handshake, KeysParseFromHexOrText) {
+  EXPECT_EQ(hs::parse_key(std::string(64, 'f')).size(), 32u);
+  EXPECT_EQ(hs::parse_key("a long enough passphrase").size(), 24u);
+  EXPECT_THROW(hs::parse_key("short"), std::invalid_argument);
+}
+
+TEST(Handshake, KeyTableFileAndPermissions) {
+  const auto dir = std::filesystem::temp_directory_path() / ("tunneld-key-" + std::to_string(::getpid()));
+  std::filesystem::create_directories(dir);
+  const auto path = (dir / "keys").string();
+  {
+    std::ofstream f(path);
+    f << "# comment\ncpe-1 " << std::string(64, 'a') << "\n\nanyone-may-use-this-key\n";
+  }
+  std::filesystem::permissions(path, std::filesystem::perms::owner_read | std::filesystem::perms::owner_write);
+  const auto t = hs::load_key_table(path);
+  ASSERT_NE(t.find("cpe-1"), nullptr);
+  EXPECT_EQ(t.find("cpe-1")->size(), 32u);
+  ASSERT_NE(t.find("cpe-2"), nullptr);  // the key for any id
+  EXPECT_EQ(t.find("cpe-2")->size(), 23u);
+  std::filesystem::permissions(path, std::filesystem::perms::group_read, std::filesystem::perm_options::add);
+  EXPECT_THROW(hs::load_key_table(path), std::runtime_error);  // readable by the group
+  std::filesystem::remove_all(dir);
+}
+
+// ------------------------------------------------------------ CpeTable
+
+std::vector<Prefix> pfx(std::initializer_list<const char*> l) {
+  std::vector<Prefix> v;
+  for (auto s : l) v.push_back(parse_prefix(s));
+  return v;
+}
+
+std::uint64_t route(const CpeTable& t, const char* addr) {
+  const auto a = boost::asio::ip::make_address(addr);
+  if (a.is_v4()) return t.route(4, a.to_v4().to_bytes().data());
+  return t.route(6, a.to_v6().to_bytes().data());
+}
+
+TEST(CpeTable, RoutesByLongestPrefixAndChecksSources) {
+  CpeTable t(10);
+  t.insert(1, "a", pfx({"10.1.0.0/16", "fd00:1::/48"}));
+  t.insert(2, "b", pfx({"10.2.3.0/24"}));
+  t.insert(3, "c", pfx({"10.3.0.7/32"}));
+  EXPECT_EQ(route(t, "10.1.200.9"), 1u);
+  EXPECT_EQ(route(t, "10.2.3.255"), 2u);
+  EXPECT_EQ(route(t, "10.2.4.1"), 0u);
+  EXPECT_EQ(route(t, "10.3.0.7"), 3u);
+  EXPECT_EQ(route(t, "10.3.0.8"), 0u);
+  EXPECT_EQ(route(t, "fd00:1:0:ffff::1"), 1u);
+  EXPECT_EQ(route(t, "fd00:2::1"), 0u);
+  const auto src = boost::asio::ip::make_address_v4("10.1.2.3").to_bytes();
+  EXPECT_TRUE(t.source_allowed(1, 4, src.data()));
+  EXPECT_FALSE(t.source_allowed(2, 4, src.data()));  // b may not send as a's address
+  t.erase(1);
+  EXPECT_EQ(route(t, "10.1.200.9"), 0u);
+  EXPECT_FALSE(t.source_allowed(1, 4, src.data()));
+}
+
+TEST(CpeTable, AdmissionResumesReplacesRefuses) {
+  CpeTable t(2);
+  auto a = t.admit("a", 0, pfx({"10.1.0.0/16"}), 100);
+  EXPECT_EQ(a.verdict, CpeTable::Verdict::create);
+  t.insert(100, "a", pfx({"10.1.0.0/16"}));
+  // The same CPE resuming its session.
+  a = t.admit("a", 100, pfx({"10.1.0.0/16"}), 101);
+  EXPECT_EQ(a.verdict, CpeTable::Verdict::resume);
+  EXPECT_EQ(a.session_id, 100u);
+  // The same CPE with a session the gateway does not know: a new one replaces the old.
+  a = t.admit("a", 555, pfx({"10.1.0.0/16"}), 102);
+  EXPECT_EQ(a.verdict, CpeTable::Verdict::create);
+  EXPECT_EQ(a.replaces, 100u);
+  // Another CPE claiming an overlapping prefix is refused.
+  a = t.admit("b", 0, pfx({"10.1.5.0/24"}), 103);
+  EXPECT_EQ(a.verdict, CpeTable::Verdict::reject);
+  EXPECT_EQ(a.error, hs::kErrPrefixInUse);
+  a = t.admit("b", 0, pfx({"10.0.0.0/8"}), 103);
+  EXPECT_EQ(a.verdict, CpeTable::Verdict::reject);
+  t.insert(103, "b", pfx({"10.2.0.0/16"}));
+  // Full: a third CPE is refused, but a known one may still come back.
+  a = t.admit("c", 0, pfx({"10.3.0.0/16"}), 104);
+  EXPECT_EQ(a.verdict, CpeTable::Verdict::reject);
+  EXPECT_EQ(a.error, hs::kErrFull);
+  EXPECT_EQ(t.admit("b", 0, pfx({"10.2.0.0/16"}), 105).verdict, CpeTable::Verdict::create);
+}
+
+TEST(CpeTable, PacketAddressesFromHeaders) {
+  Bytes v4(28, 0);
+  v4[0] = 0x45;
+  v4[12] = 10, v4[13] = 1, v4[14] = 2, v4[15] = 3;
+  v4[16] = 10, v4[17] = 9, v4[18] = 9, v4[19] = 9;
+  PacketAddrs a;
+  ASSERT_TRUE(packet_addrs(v4, a));
+  EXPECT_EQ(a.family, 4);
+  EXPECT_EQ(a.src[3], 3);
+  EXPECT_EQ(a.dst[1], 9);
+  Bytes v6(48, 0);
+  v6[0] = 0x60;
+  v6[8] = 0xfd, v6[24] = 0xfe;
+  ASSERT_TRUE(packet_addrs(v6, a));
+  EXPECT_EQ(a.family, 6);
+  EXPECT_EQ(a.src[0], 0xfd);
+  EXPECT_EQ(a.dst[0], 0xfe);
+  EXPECT_FALSE(packet_addrs(Bytes(10, 0x45), a));
+}
+
+}  // namespace
