@@ -44,12 +44,14 @@ run_iperf() {
 
 for _ in $(seq 50); do $TB exec lan bash -c "echo > /dev/tcp/198.18.20.2/5201" 2>/dev/null && break; sleep 0.1; done
 
-$TB exec gw "$TUNNELD" server --listen 198.18.0.1:7000 --tun ha0 --tun-address 198.18.100.2/30 \
+(umask 077; head -c 32 /dev/urandom | od -An -tx1 | tr -d ' \n' >"$WORK/psk")
+$TB exec gw "$TUNNELD" server --listen 198.18.0.1:7000 --tun ha0 --tun-address 198.18.100.2/30 --psk-file "$WORK/psk" \
   --status-socket "$WORK/gw.sock" --log-level warn ${TUNNELD_FLAGS:-} >"$WORK/gw.log" 2>&1 &
-$TB exec cpe "$TUNNELD" client --server 198.18.0.1:7000 --tun ha0 --path dsl --path lte \
+$TB exec cpe "$TUNNELD" client --server 198.18.0.1:7000 --tun ha0 --path dsl --path lte --psk-file "$WORK/psk" \
+  --id demo-cpe --prefix 198.18.10.0/24 --prefix fd00:10::/64 \
   --tun-address 198.18.100.1/30 --status-socket "$WORK/cpe.sock" --log-level warn ${TUNNELD_FLAGS:-} >"$WORK/cpe.log" 2>&1 &
 for _ in $(seq 100); do
-  n=$($TB exec cpe "$TUNNELD" status --socket "$WORK/cpe.sock" --json 2>/dev/null | jq -r '.connection.subflows // 0' || echo 0)
+  n=$($TB exec cpe "$TUNNELD" status --socket "$WORK/cpe.sock" --json 2>/dev/null | jq -r '.sessions[0].connection.subflows // 0' || echo 0)
   [[ $n -ge 2 ]] && break
   sleep 0.1
 done

@@ -23,13 +23,15 @@ trap cleanup EXIT
 
 "$ROOT/kernel-config/check.sh" >/dev/null || { "$ROOT/kernel-config/check.sh"; exit 1; }
 $TB up hybrid >/dev/null
-$TB exec gw "$TUNNELD" server --listen 198.18.0.1:7000 --tun ha0 --tun-address 198.18.100.2/30 \
+(umask 077; head -c 32 /dev/urandom | od -An -tx1 | tr -d ' \n' >"$WORK/psk")
+$TB exec gw "$TUNNELD" server --listen 198.18.0.1:7000 --tun ha0 --tun-address 198.18.100.2/30 --psk-file "$WORK/psk" \
   --tun-address fd00:100::2/64 --status-socket "$WORK/gw.sock" >"$WORK/gw.log" 2>&1 &
-$TB exec cpe "$TUNNELD" client --server 198.18.0.1:7000 --tun ha0 --path dsl --path lte \
+$TB exec cpe "$TUNNELD" client --server 198.18.0.1:7000 --tun ha0 --path dsl --path lte --psk-file "$WORK/psk" \
+  --id demo-cpe --prefix 198.18.10.0/24 --prefix fd00:10::/64 \
   --tun-address 198.18.100.1/30 --tun-address fd00:100::1/64 --status-socket "$WORK/cpe.sock" >"$WORK/cpe.log" 2>&1 &
 st() { $TB exec "$1" "$TUNNELD" status --socket "$WORK/$1.sock" --json; }
 for _ in $(seq 100); do
-  [[ $(st cpe 2>/dev/null | jq -r '.connection.subflows // 0') -ge 2 ]] && break
+  [[ $(st cpe 2>/dev/null | jq -r '.sessions[0].connection.subflows // 0') -ge 2 ]] && break
   sleep 0.1
 done
 $TB exec cpe "$ROOT/scripts/ha-routing.sh" cpe install --tun ha0 --lan-if lan0 >/dev/null
@@ -38,8 +40,8 @@ $TB exec gw "$ROOT/scripts/ha-routing.sh" gw install --tun ha0 --wan-if inet0 \
 
 echo "tunneld demo: profile hybrid (DSL 20 down / 5 up Mbit/s, 10 ms one way; LTE 30 down / 10 up Mbit/s,"
 echo "  40 ms +-10 ms one way, 0.1% loss)"
-st cpe | jq -r '"  tunnel: MPTCP \(.connection.mptcp), \(.connection.subflows) subflows: " +
-  ([.connection.subflow[] | select(.established) | .local] | join(", "))'
+st cpe | jq -r '"  tunnel: MPTCP \(.sessions[0].connection.mptcp), \(.sessions[0].connection.subflows) subflows: " +
+  ([.sessions[0].connection.subflow[] | select(.established) | .local] | join(", "))'
 
 # iperf3 UDP at 80% of the paths' summed rate, one direction at a time.
 # run DIR RATE_MBIT SUM_MBIT HOST_RX ADDR_RX HOST_TX STATUS_HOST
@@ -58,8 +60,8 @@ run() {
     ($o.end.sum_received.bits_per_second / 1e6) as $g |
     def path: [.local, .remote] | map(split(":")[0]) |
       if any(startswith("198.18.1.")) then "dsl" elif any(startswith("198.18.2.")) then "lte" else "other" end;
-    [$b.connection.subflow[] as $s
-      | ([$a.connection.subflow[] | select(.local == $s.local and .remote == $s.remote) | .bytes_sent] | first // 0) as $x
+    [$b.sessions[0].connection.subflow[] as $s
+      | ([$a.sessions[0].connection.subflow[] | select(.local == $s.local and .remote == $s.remote) | .bytes_sent] | first // 0) as $x
       | "\($s | path) \((($s.bytes_sent - $x) * 8 / $secs / 1e6) * 10 | round / 10)"] as $per |
     "  \($dir): offered \($rate) Mbit/s, goodput \($g * 10 | round / 10) Mbit/s = \(($g / $sum * 100) | round)% of the paths'"'"' \($sum) Mbit/s;" +
     " per path (Mbit/s on the wire): \($per | join(", ")); lost \($o.end.sum_received.lost_packets) of \($o.end.sum_received.packets) (\($o.end.sum_received.lost_percent * 100 | round / 100)%)"'
@@ -75,5 +77,5 @@ $TB exec lan "$PROBE" send --to 198.18.20.2:9100 --count 1000 --size 64-1472 --r
 wait $rp || true
 tail -n 1 "$WORK/probe.json" | jq -r '"  integrity (lan -> inet, 1000 datagrams of 64..1472 bytes): received \(.received), intact \(.unique), corrupt \(.corrupt), duplicates \(.duplicates), lost \(.lost); one-way latency p50 \(.lat_p50_ms) ms, p99 \(.lat_p99_ms) ms"'
 for h in cpe gw; do
-  st $h | jq -r --arg h "$h" '.counters | "  \($h) counters: sent \(.tx_packets), received \(.rx_packets), dropped: queue-full \(.drop_queue_full), non-UDP \(.drop_non_udp), no-tunnel \(.drop_no_tunnel), TUN write \(.drop_tun_write)"'
+  st $h | jq -r --arg h "$h" '.counters | "  \($h) counters: sent \(.tx_packets), received \(.rx_packets), dropped: queue-full \(.drop_queue_full), non-UDP \(.drop_non_udp), buffer-full \(.drop_buffer_full), replayed \(.replayed), TUN write \(.drop_tun_write)"'
 done

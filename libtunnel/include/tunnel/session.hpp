@@ -8,8 +8,10 @@
 // pending control frames (ACK, HEARTBEAT) slipped in only between whole DATA
 // frames. While connected, more than `send_queue_bytes` of unsent data means
 // the tunnel cannot keep up: new packets are dropped and counted, which keeps
-// the added latency bounded. While disconnected, packets are kept up to the
-// buffer's byte and age limits (oldest dropped first, counted) for replay.
+// the added latency bounded, unless the socket has taken nothing for
+// `stall_after` (a stalled connection is treated like an outage). While
+// disconnected, packets are kept up to the buffer's byte and age limits
+// (oldest dropped first, counted) for replay.
 //
 // Receive (tunnel -> TUN): every whole frame is parsed and validated; a DATA
 // frame whose dsn was already delivered is a duplicate and dropped; the rest
@@ -50,6 +52,9 @@ struct SessionConfig {
   std::chrono::milliseconds dead_interval{3000};
   std::chrono::milliseconds hold{30000};
   unsigned ack_every = 64;                     // ACK after this many new DATA frames
+  // A socket that took nothing for this long is stalled, not overloaded:
+  // packets beyond the send queue are kept (within the buffer's limits).
+  std::chrono::milliseconds stall_after{500};
 };
 
 struct SessionCounters {
@@ -144,6 +149,7 @@ class Session {
   CloseHandler on_close_;
   std::uint64_t generation_ = 0;
   bool write_armed_ = false;
+  Clock::time_point write_wait_since_{};
   bool flush_pending_ = false;
   std::size_t backlog_ = 0;  // replayed bytes still unsent, on top of the send queue limit
 

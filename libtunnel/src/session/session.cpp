@@ -139,7 +139,12 @@ void Session::reset(std::uint64_t new_id) {
 // ---------------------------------------------------------------- send
 
 bool Session::enqueue(std::span<const std::uint8_t> pkt) {
-  if (sock_ && tx_.unsent_bytes() > cfg_.send_queue_bytes + backlog_) {
+  // Over the send queue while connected: if the socket takes data now and
+  // then, the tunnel is overloaded, and new packets are dropped to bound the
+  // latency. If it has taken nothing for cfg_.stall_after, the connection is
+  // stalled (a path died under it): keep packets, like during an outage.
+  if (sock_ && tx_.unsent_bytes() > cfg_.send_queue_bytes + backlog_ &&
+      !(write_armed_ && Clock::now() - write_wait_since_ > cfg_.stall_after)) {
     ++c_.drop_queue_full;
     return false;
   }
@@ -153,7 +158,7 @@ bool Session::enqueue(std::span<const std::uint8_t> pkt) {
   tx_.commit(wire::kDataHeaderSize + pkt.size(), next_dsn_++, to_ms(Clock::now()));
   ++c_.tx_packets;
   c_.tx_bytes += pkt.size();
-  if (!sock_) c_.peak_buffered = std::max<std::uint64_t>(c_.peak_buffered, tx_.unsent_frames());
+  if (!sock_ || write_armed_) c_.peak_buffered = std::max<std::uint64_t>(c_.peak_buffered, tx_.unsent_frames());
   const bool first = !flush_pending_;
   flush_pending_ = true;
   return first;
@@ -224,6 +229,7 @@ void Session::flush() {
 void Session::wait_writable() {
   if (write_armed_ || !sock_) return;
   write_armed_ = true;
+  write_wait_since_ = Clock::now();
   sock_->async_wait(asio::socket_base::wait_write, [this, gen = generation_](const boost::system::error_code& ec) {
     if (gen != generation_) return;
     write_armed_ = false;
