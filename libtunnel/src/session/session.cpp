@@ -177,6 +177,7 @@ void Session::queue_ack() {
   std::uint8_t b[wire::kHeaderSize + wire::kDsnSize];
   queue_control(b, wire::encode_ack(b, rx_last_));
   acked_sent_ = rx_last_;
+  rx_unacked_bytes_ = 0;
   ++c_.acks_sent;
 }
 
@@ -324,7 +325,7 @@ bool Session::parse_frames(std::size_t& off) {
     std::memmove(rb_.get(), rb_.get() + off, rlen_ - off);
     rlen_ -= off;
   }
-  if (rx_last_ - acked_sent_ >= cfg_.ack_every) {
+  if (rx_unacked_bytes_ >= cfg_.ack_bytes) {
     queue_ack();
     flush();
   }
@@ -343,6 +344,7 @@ bool Session::handle_frame(const wire::Frame& f) {
       rx_last_ = f.dsn;
       ++c_.rx_packets;
       c_.rx_bytes += f.body.size();
+      rx_unacked_bytes_ += f.body.size();
       if (filter_ && !filter_(f.body)) {
         ++c_.drop_spoofed;
         return true;
