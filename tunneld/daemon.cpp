@@ -670,9 +670,16 @@ class Client {
     const auto early = hc_->leftover();
     const auto replayed0 = session_->counters().replayed;
     session_->attach(hc_->take_socket(), early, ack->resumed ? ack->rx_dsn : 0,
-                     [this](const std::string& reason, bool) {
-                       spdlog::warn("connection to {} lost: {}", ep_str(o_.server), reason);
-                       schedule_retry("connection lost");
+                     [this](const std::string& reason, bool clean) {
+                       if (clean) {  // the gateway ended the session (it is stopping)
+                         spdlog::warn("gateway closed session {:016x}; {} buffered frames dropped", session_->id(),
+                                      session_->buffer().frames());
+                         ++dc_.sessions_closed;
+                         session_->reset(0);
+                       } else {
+                         spdlog::warn("connection to {} lost: {}", ep_str(o_.server), reason);
+                       }
+                       schedule_retry(clean ? "session closed by the gateway" : "connection lost");
                      });
     hc_.reset();
     state_ = "connected";
