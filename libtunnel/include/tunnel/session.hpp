@@ -158,6 +158,7 @@ class Session {
   std::size_t backlog_ = 0;  // replayed bytes still unsent, on top of the send queue limit
 
   ReplayBuffer tx_;
+  std::int64_t now_ms_;  // frame timestamps for --buffer-age: set every tick, not read per packet
   std::uint64_t next_dsn_ = 1;
   std::array<std::uint8_t, 512> ctl_{};  // pending control frames
   std::size_t ctl_len_ = 0, ctl_off_ = 0;

@@ -28,7 +28,8 @@ Session::Session(asio::io_context& io, TunPort& tun, const SessionConfig& cfg, s
       id_(id),
       filter_(std::move(filter)),
       live_(cfg.heartbeat, cfg.dead_interval, cfg.hold),
-      tx_(std::max(cfg.buffer_bytes, 4 * (wire::kDataHeaderSize + cfg.mtu))) {
+      tx_(std::max(cfg.buffer_bytes, 4 * (wire::kDataHeaderSize + cfg.mtu))),
+      now_ms_(to_ms(Clock::now())) {
   // The receiver must hold the largest frame a peer may send, whatever our MTU.
   rb_cap_ = std::max(cfg_.recv_buffer_bytes, 2 * (wire::kDataHeaderSize + wire::kMaxPacket));
   rb_ = std::make_unique<std::uint8_t[]>(rb_cap_);
@@ -155,7 +156,7 @@ bool Session::enqueue(std::span<const std::uint8_t> pkt) {
   }
   wire::encode_data_header(p, next_dsn_, pkt.size());
   std::memcpy(p + wire::kDataHeaderSize, pkt.data(), pkt.size());
-  tx_.commit(wire::kDataHeaderSize + pkt.size(), next_dsn_++, to_ms(Clock::now()));
+  tx_.commit(wire::kDataHeaderSize + pkt.size(), next_dsn_++, now_ms_);
   ++c_.tx_packets;
   c_.tx_bytes += pkt.size();
   if (!sock_ || write_armed_) c_.peak_buffered = std::max<std::uint64_t>(c_.peak_buffered, tx_.unsent_frames());
@@ -243,6 +244,7 @@ void Session::wait_writable() {
 }
 
 bool Session::tick(Clock::time_point now) {
+  now_ms_ = to_ms(now);
   if (sock_) {
     if (const char* why = live_.dead(now)) {
       fail(why);
