@@ -18,10 +18,15 @@ PROBE="$ROOT/build/netns-testbed/udp-probe"
 P="demo$((RANDOM % 100))"
 TB="$ROOT/netns-testbed/testbed --prefix $P"
 WORK=$(mktemp -d /tmp/tunneld-demo.XXXXXX)
-cleanup() { $TB down >/dev/null 2>&1 || true; rm -rf "$WORK"; }
+RMEM_OLD=$(sysctl -n net.core.rmem_max)
+cleanup() { $TB down >/dev/null 2>&1 || true; rm -rf "$WORK"; sysctl -qw net.core.rmem_max="$RMEM_OLD"; }
 trap cleanup EXIT
 
 "$ROOT/kernel-config/check.sh" >/dev/null || { "$ROOT/kernel-config/check.sh"; exit 1; }
+# iperf3 receivers ask for a 2 MiB socket buffer (-w): data behind the slower
+# path arrives in bursts. The kernel caps it at net.core.rmem_max (global):
+# raised for the demo if lower, restored on exit.
+((RMEM_OLD >= 4 << 20)) || sysctl -qw net.core.rmem_max=$((4 << 20))
 $TB up hybrid >/dev/null
 (umask 077; head -c 32 /dev/urandom | od -An -tx1 | tr -d ' \n' >"$WORK/psk")
 $TB exec gw "$TUNNELD" server --listen 198.18.0.1:7000 --tun ha0 --tun-address 198.18.100.2/30 --psk-file "$WORK/psk" \
@@ -52,7 +57,7 @@ run() {
   for _ in $(seq 50); do $TB exec "$rx" ss -Hltn "sport = :5301" | grep -q . && break; sleep 0.1; done
   local s0 s1 out
   s0=$(st "$sh")
-  out=$($TB exec "$tx" timeout $((SECS + 15)) iperf3 -c "$addr" -p 5301 -u -b "${rate}M" -l 1200 -t "$SECS" --json)
+  out=$($TB exec "$tx" timeout $((SECS + 15)) iperf3 -c "$addr" -p 5301 -u -b "${rate}M" -l 1200 -w 2M -t "$SECS" --json)
   s1=$(st "$sh")
   wait "$srv" || true
   jq -rn --argjson o "$out" --argjson a "$s0" --argjson b "$s1" --arg dir "$dir" --argjson sum "$sum" \

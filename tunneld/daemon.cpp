@@ -251,6 +251,10 @@ class Server {
                      tunnel::uapi::kPmMaxLimit, tunnel::uapi::kPmMaxLimit);
       const int fd = tunnel::open_mptcp_socket(o_.listen.address().is_v4() ? AF_INET : AF_INET6);
       acceptor_.assign(o_.listen.protocol(), fd);
+      // Accepted connections inherit it; joins take the connection's.
+      if (auto ec = tunnel::tune_socket(fd, {false, 0, o_.congestion}); ec && !o_.congestion.empty())
+        throw std::runtime_error("--congestion " + o_.congestion + ": " + ec.message() +
+                                 " (see net.ipv4.tcp_available_congestion_control)");
       acceptor_.set_option(tcp::acceptor::reuse_address(true));
       acceptor_.bind(o_.listen);
       acceptor_.listen(256);
@@ -415,7 +419,7 @@ class Server {
     else
       spdlog::info("CPE '{}' from {}: new session {:016x}{}", cpe->id, cpe->remote, sid,
                    hello->resume_session ? fmt::format(" (session {:016x} was not held)", hello->resume_session) : "");
-    if (auto ec = tunnel::tune_socket(cpe->session->socket_fd(), {true, o_.notsent_lowat}))
+    if (auto ec = tunnel::tune_socket(cpe->session->socket_fd(), {true, o_.notsent_lowat, o_.congestion}))
       spdlog::warn("socket options: {}", ec.message());
     cpe->session->token = tunnel::connection_stats(cpe->session->socket_fd()).token;
     cpe->watch.check(cpe->session->socket_fd(), "CPE '" + cpe->id + "'");
@@ -690,7 +694,7 @@ class Client {
     else
       spdlog::info("session {:016x} established with {}{}", ack->session_id, ep_str(o_.server),
                    attempts_before ? fmt::format(" after {} failed attempts", attempts_before) : "");
-    if (auto ec = tunnel::tune_socket(session_->socket_fd(), {true, o_.notsent_lowat}))
+    if (auto ec = tunnel::tune_socket(session_->socket_fd(), {true, o_.notsent_lowat, o_.congestion}))
       spdlog::warn("socket options: {}", ec.message());
     session_->token = tunnel::connection_stats(session_->socket_fd()).token;
     watch_ = {};

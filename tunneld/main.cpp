@@ -48,6 +48,9 @@ void add_common(CLI::App* app, tunneld::CommonOptions& o, Raw& raw) {
       ->default_str("262144");
   app->add_option("--notsent-lowat", lowat, "TCP_NOTSENT_LOWAT of the MPTCP socket in bytes (0: kernel default)")
       ->default_str("131072");
+  app->add_option("--congestion", o.congestion,
+                  "TCP congestion control for the tunnel's connection and subflows, e.g. bbr or cubic "
+                  "(default: the system's, net.ipv4.tcp_congestion_control)");
   app->add_option("--stats-interval", stats_ms, "Milliseconds between subflow/fallback checks")
       ->capture_default_str()
       ->check(CLI::Range(100u, 3600000u));

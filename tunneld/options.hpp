@@ -21,6 +21,7 @@ struct CommonOptions {
   bool tun_offload = true;
   std::size_t send_queue_bytes = 256 * 1024;
   unsigned notsent_lowat = 128 * 1024;
+  std::string congestion;                      // empty: the system default
   std::chrono::milliseconds stats_interval{5000};
   // Session layer.
   std::string psk_file;                        // empty only with insecure_no_auth

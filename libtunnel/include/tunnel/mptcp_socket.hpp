@@ -25,6 +25,8 @@ struct SocketTuning {
   // 0 leaves the system default. Keeps the in-kernel queue, and so the
   // latency a UDP packet waits behind, short.
   unsigned notsent_lowat = 128 * 1024;
+  // TCP_CONGESTION for the connection and its subflows; empty: the system's.
+  std::string congestion;
 };
 
 // Applies `t`; returns the first error (the socket stays usable).

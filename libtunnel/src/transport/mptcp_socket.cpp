@@ -44,6 +44,10 @@ std::error_code tune_socket(int fd, const SocketTuning& t) {
   };
   if (t.nodelay) set(IPPROTO_TCP, TCP_NODELAY, 1);
   if (t.notsent_lowat) set(IPPROTO_TCP, TCP_NOTSENT_LOWAT, static_cast<int>(t.notsent_lowat));
+  if (!t.congestion.empty() &&
+      ::setsockopt(fd, IPPROTO_TCP, TCP_CONGESTION, t.congestion.data(), static_cast<socklen_t>(t.congestion.size())) < 0 &&
+      !first)
+    first = {errno, std::generic_category()};
   return first;
 }
 
