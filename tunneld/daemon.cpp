@@ -30,6 +30,7 @@
 #include <cmath>
 #include <iostream>
 #include <map>
+#include <unordered_map>
 #include <memory>
 #include <optional>
 #include <random>
@@ -516,7 +517,7 @@ class Server {
   tcp::acceptor acceptor_;
   hs::KeyTable keys_;
   tunnel::CpeTable table_;
-  std::map<std::uint64_t, Cpe> cpes_;
+  std::unordered_map<std::uint64_t, Cpe> cpes_;  // looked up per packet
   std::set<std::shared_ptr<HandshakeConn>> pending_;
   DaemonCounters dc_;
   Totals retired_;

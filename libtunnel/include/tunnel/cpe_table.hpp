@@ -82,7 +82,7 @@ class CpeTable {
   void index(std::uint64_t sid, const Entry& e, bool add);
 
   std::size_t max_;
-  std::map<std::uint64_t, Entry> by_session_;
+  std::unordered_map<std::uint64_t, Entry> by_session_;
   std::map<std::string, std::uint64_t, std::less<>> by_id_;
   std::unordered_map<RawPrefix, std::uint64_t, RawPrefixHash> routes_;
   std::array<std::map<std::uint8_t, std::size_t, std::greater<>>, 2> lengths_;  // per family: length -> prefixes
