@@ -213,7 +213,12 @@ TEST(Liveness, UnacknowledgedDataCountsAsDeadEvenWhileHeartbeatsArrive) {
   for (auto t = t0; t < t0 + 4000ms; t += 500ms) l.on_rx(t);  // the peer keeps talking
   EXPECT_EQ(l.dead(t0 + 3100ms), nullptr);
   EXPECT_STREQ(l.dead(t0 + 3101ms), "no acknowledgement for the dead interval");
+  EXPECT_FALSE(l.ack_stalled(t0 + 600ms, 500ms));
+  EXPECT_TRUE(l.ack_stalled(t0 + 601ms, 500ms));
+  l.on_ack(t0 + 1000ms, true);  // progress, more still unacknowledged: the wait starts again
+  EXPECT_FALSE(l.ack_stalled(t0 + 1500ms, 500ms));
   l.on_ack(t0 + 3000ms, false);  // everything acknowledged: nothing to wait for
+  EXPECT_FALSE(l.ack_stalled(t0 + 9000ms, 500ms));
   EXPECT_EQ(l.dead(t0 + 3900ms), nullptr);
 }
 

@@ -51,6 +51,11 @@ class Liveness {
     else waiting_ack_since_.reset();
   }
 
+  // Sent data has waited longer than `d` for the peer's ACKs to advance.
+  bool ack_stalled(Clock::time_point now, ms d) const {
+    return is_connected() && waiting_ack_since_ && now - *waiting_ack_since_ > d;
+  }
+
   bool heartbeat_due(Clock::time_point now) const { return is_connected() && now - last_hb_ >= hb_; }
   void heartbeat_sent(Clock::time_point now) { last_hb_ = now; }
 

@@ -8,8 +8,9 @@
 // pending control frames (ACK, HEARTBEAT) slipped in only between whole DATA
 // frames. While connected, more than `send_queue_bytes` of unsent data means
 // the tunnel cannot keep up: new packets are dropped and counted, which keeps
-// the added latency bounded, unless the socket has taken nothing for
-// `stall_after` (a stalled connection is treated like an outage). While
+// the added latency bounded, unless the socket has taken nothing, or the peer
+// acknowledged nothing, for `stall_after` (a stalled connection is treated
+// like an outage). While
 // disconnected, packets are kept up to the buffer's byte and age limits
 // (oldest dropped first, counted) for replay.
 //
@@ -56,8 +57,9 @@ struct SessionConfig {
   // direction's MPTCP flow in the hybrid demo (uplink 7.6 of 12 Mbit/s when
   // acking every 64 frames, 11 when acking per tick).
   std::size_t ack_bytes = 1u << 20;
-  // A socket that took nothing for this long is stalled, not overloaded:
-  // packets beyond the send queue are kept (within the buffer's limits).
+  // A socket that took nothing, or whose peer acknowledged nothing, for this
+  // long is stalled, not overloaded: packets beyond the send queue are kept
+  // (within the buffer's limits).
   std::chrono::milliseconds stall_after{500};
 };
 

@@ -140,14 +140,20 @@ void Session::reset(std::uint64_t new_id) {
 // ---------------------------------------------------------------- send
 
 bool Session::enqueue(std::span<const std::uint8_t> pkt) {
-  // Over the send queue while connected: if the socket takes data now and
-  // then, the tunnel is overloaded, and new packets are dropped to bound the
-  // latency. If it has taken nothing for cfg_.stall_after, the connection is
-  // stalled (a path died under it): keep packets, like during an outage.
-  if (sock_ && tx_.unsent_bytes() > cfg_.send_queue_bytes + backlog_ &&
-      !(write_armed_ && Clock::now() - write_wait_since_ > cfg_.stall_after)) {
-    ++c_.drop_queue_full;
-    return false;
+  // Over the send queue while connected: if data moves (the socket takes it
+  // and the peer's ACKs advance), the tunnel is overloaded, and new packets
+  // are dropped to bound the latency. If the socket took nothing, or the
+  // peer acknowledged nothing, for cfg_.stall_after, the connection is
+  // stalled (a path died under MPTCP and its data waits for reinjection):
+  // keep packets, like during an outage.
+  if (sock_ && tx_.unsent_bytes() > cfg_.send_queue_bytes + backlog_) {
+    const auto now = Clock::now();
+    const bool stalled = (write_armed_ && now - write_wait_since_ > cfg_.stall_after) ||
+                         live_.ack_stalled(now, cfg_.stall_after);
+    if (!stalled) {
+      ++c_.drop_queue_full;
+      return false;
+    }
   }
   std::uint8_t* p = tx_.prepare(wire::kDataHeaderSize + pkt.size());
   if (!p) {
@@ -159,7 +165,8 @@ bool Session::enqueue(std::span<const std::uint8_t> pkt) {
   tx_.commit(wire::kDataHeaderSize + pkt.size(), next_dsn_++, now_ms_);
   ++c_.tx_packets;
   c_.tx_bytes += pkt.size();
-  if (!sock_ || write_armed_) c_.peak_buffered = std::max<std::uint64_t>(c_.peak_buffered, tx_.unsent_frames());
+  if (!sock_ || tx_.unsent_bytes() > cfg_.send_queue_bytes)
+    c_.peak_buffered = std::max<std::uint64_t>(c_.peak_buffered, tx_.unsent_frames());
   const bool first = !flush_pending_;
   flush_pending_ = true;
   return first;
