@@ -27,34 +27,13 @@ export LINKEM="$ROOT/build/netns-testbed/linkem"
 P="agg$((RANDOM % 100))"
 TB="$ROOT/netns-testbed/testbed --prefix $P"
 WORK=$(mktemp -d /tmp/tunneld-agg.XXXXXX)
-RMEM_OLD=$(sysctl -n net.core.rmem_max)
-cleanup() { $TB down >/dev/null 2>&1 || true; rm -rf "$WORK"; sysctl -qw net.core.rmem_max="$RMEM_OLD"; }
+source "$ROOT/scripts/lib-tunnel.sh"
+cleanup() { $TB down >/dev/null 2>&1 || true; rm -rf "$WORK"; rmem_restore; }
 trap cleanup EXIT
-((RMEM_OLD >= 4 << 20)) || sysctl -qw net.core.rmem_max=$((4 << 20))  # for iperf3 -w 2M, restored on exit
+rmem_raise
 
 $TB up hybrid >/dev/null
-(umask 077; head -c 32 /dev/urandom | od -An -tx1 | tr -d ' \n' >"$WORK/psk")
-$TB exec gw "$TUNNELD" server --listen 198.18.0.1:7000 --tun ha0 --tun-address 198.18.100.2/30 --psk-file "$WORK/psk" \
-  --status-socket "$WORK/gw.sock" --log-level warn >"$WORK/gw.log" 2>&1 &
-$TB exec cpe "$TUNNELD" client --server 198.18.0.1:7000 --tun ha0 --path dsl --path lte --psk-file "$WORK/psk" \
-  --id agg-cpe --prefix 198.18.10.0/24 --tun-address 198.18.100.1/30 --status-socket "$WORK/cpe.sock" \
-  --log-level warn >"$WORK/cpe.log" 2>&1 &
-n=0
-for _ in $(seq 100); do
-  n=$($TB exec cpe "$TUNNELD" status --socket "$WORK/cpe.sock" --json 2>/dev/null | jq -r '.sessions[0].connection.subflows // 0' || echo 0)
-  [[ $n -ge 2 ]] && break
-  sleep 0.1
-done
-[[ $n -ge 2 ]] || { echo "aggregation: tunnel did not come up with 2 subflows" >&2; cat "$WORK"/*.log >&2; exit 1; }
-routing() {  # on|off
-  if [[ $1 == on ]]; then
-    $TB exec cpe "$ROOT/scripts/ha-routing.sh" cpe install --tun ha0 --lan-if lan0 >/dev/null
-    $TB exec gw "$ROOT/scripts/ha-routing.sh" gw install --tun ha0 --wan-if inet0 --cpe-prefix 198.18.10.0/24 >/dev/null
-  else
-    $TB exec cpe "$ROOT/scripts/ha-routing.sh" cpe remove
-    $TB exec gw "$ROOT/scripts/ha-routing.sh" gw remove
-  fi
-}
+tunnel_up agg --log-level warn
 $TB exec inet iperf3 -s -B 198.18.20.2 -p 5201 >/dev/null 2>&1 &
 $TB exec lan iperf3 -s -B 198.18.10.2 -p 5202 >/dev/null 2>&1 &
 for _ in $(seq 50); do

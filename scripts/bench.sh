@@ -30,6 +30,7 @@ TB="$ROOT/netns-testbed/testbed --prefix $P"
 WORK=$(mktemp -d /tmp/tunneld-bench.XXXXXX)
 cleanup() { $TB down >/dev/null 2>&1 || true; rm -rf "$WORK"; }
 trap cleanup EXIT
+source "$ROOT/scripts/lib-tunnel.sh"
 
 $TB up fast >/dev/null
 $TB exec inet iperf3 -s -B 198.18.20.2 -p 5201 >/dev/null 2>&1 &
@@ -44,28 +45,7 @@ run_iperf() {
 
 for _ in $(seq 50); do $TB exec lan bash -c "echo > /dev/tcp/198.18.20.2/5201" 2>/dev/null && break; sleep 0.1; done
 
-(umask 077; head -c 32 /dev/urandom | od -An -tx1 | tr -d ' \n' >"$WORK/psk")
-$TB exec gw "$TUNNELD" server --listen 198.18.0.1:7000 --tun ha0 --tun-address 198.18.100.2/30 --psk-file "$WORK/psk" \
-  --status-socket "$WORK/gw.sock" --log-level warn ${TUNNELD_FLAGS:-} >"$WORK/gw.log" 2>&1 &
-$TB exec cpe "$TUNNELD" client --server 198.18.0.1:7000 --tun ha0 --path dsl --path lte --psk-file "$WORK/psk" \
-  --id demo-cpe --prefix 198.18.10.0/24 --prefix fd00:10::/64 \
-  --tun-address 198.18.100.1/30 --status-socket "$WORK/cpe.sock" --log-level warn ${TUNNELD_FLAGS:-} >"$WORK/cpe.log" 2>&1 &
-for _ in $(seq 100); do
-  n=$($TB exec cpe "$TUNNELD" status --socket "$WORK/cpe.sock" --json 2>/dev/null | jq -r '.sessions[0].connection.subflows // 0' || echo 0)
-  [[ $n -ge 2 ]] && break
-  sleep 0.1
-done
-[[ ${n:-0} -ge 2 ]] || { echo "bench: tunnel did not come up with 2 subflows" >&2; cat "$WORK"/*.log >&2; exit 1; }
-
-routing() {  # on|off
-  if [[ $1 == on ]]; then
-    $TB exec cpe "$ROOT/scripts/ha-routing.sh" cpe install --tun ha0 --lan-if lan0 >/dev/null
-    $TB exec gw "$ROOT/scripts/ha-routing.sh" gw install --tun ha0 --wan-if inet0 --cpe-prefix 198.18.10.0/24 >/dev/null
-  else
-    $TB exec cpe "$ROOT/scripts/ha-routing.sh" cpe remove
-    $TB exec gw "$ROOT/scripts/ha-routing.sh" gw remove
-  fi
-}
+tunnel_up bench --log-level warn ${TUNNELD_FLAGS:-}
 
 printf 'UDP goodput at the receiver, iperf3 -u -b 0, %d s per run, profile fast (unshaped veth paths)\n' "$SECS"
 printf '  %-6s %-9s %12s %12s %7s\n' round datagram "direct Mb/s" "tunnel Mb/s" ratio

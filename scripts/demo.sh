@@ -18,30 +18,16 @@ PROBE="$ROOT/build/netns-testbed/udp-probe"
 P="demo$((RANDOM % 100))"
 TB="$ROOT/netns-testbed/testbed --prefix $P"
 WORK=$(mktemp -d /tmp/tunneld-demo.XXXXXX)
-RMEM_OLD=$(sysctl -n net.core.rmem_max)
-cleanup() { $TB down >/dev/null 2>&1 || true; rm -rf "$WORK"; sysctl -qw net.core.rmem_max="$RMEM_OLD"; }
+source "$ROOT/scripts/lib-tunnel.sh"
+cleanup() { $TB down >/dev/null 2>&1 || true; rm -rf "$WORK"; rmem_restore; }
 trap cleanup EXIT
 
 "$ROOT/kernel-config/check.sh" >/dev/null || { "$ROOT/kernel-config/check.sh"; exit 1; }
-# iperf3 receivers ask for a 2 MiB socket buffer (-w): data behind the slower
-# path arrives in bursts. The kernel caps it at net.core.rmem_max (global):
-# raised for the demo if lower, restored on exit.
-((RMEM_OLD >= 4 << 20)) || sysctl -qw net.core.rmem_max=$((4 << 20))
+rmem_raise
 $TB up hybrid >/dev/null
-(umask 077; head -c 32 /dev/urandom | od -An -tx1 | tr -d ' \n' >"$WORK/psk")
-$TB exec gw "$TUNNELD" server --listen 198.18.0.1:7000 --tun ha0 --tun-address 198.18.100.2/30 --psk-file "$WORK/psk" \
-  --tun-address fd00:100::2/64 --status-socket "$WORK/gw.sock" >"$WORK/gw.log" 2>&1 &
-$TB exec cpe "$TUNNELD" client --server 198.18.0.1:7000 --tun ha0 --path dsl --path lte --psk-file "$WORK/psk" \
-  --id demo-cpe --prefix 198.18.10.0/24 --prefix fd00:10::/64 \
-  --tun-address 198.18.100.1/30 --tun-address fd00:100::1/64 --status-socket "$WORK/cpe.sock" >"$WORK/cpe.log" 2>&1 &
+tunnel_up demo
 st() { $TB exec "$1" "$TUNNELD" status --socket "$WORK/$1.sock" --json; }
-for _ in $(seq 100); do
-  [[ $(st cpe 2>/dev/null | jq -r '.sessions[0].connection.subflows // 0') -ge 2 ]] && break
-  sleep 0.1
-done
-$TB exec cpe "$ROOT/scripts/ha-routing.sh" cpe install --tun ha0 --lan-if lan0 >/dev/null
-$TB exec gw "$ROOT/scripts/ha-routing.sh" gw install --tun ha0 --wan-if inet0 \
-  --cpe-prefix 198.18.10.0/24 --cpe-prefix fd00:10::/64 >/dev/null
+routing on
 
 echo "tunneld demo: profile hybrid (DSL 20 down / 5 up Mbit/s, 10 ms one way; LTE 30 down / 10 up Mbit/s,"
 echo "  40 ms +-10 ms one way, 0.1% loss)"

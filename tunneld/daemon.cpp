@@ -29,7 +29,6 @@
 #include <algorithm>
 #include <cmath>
 #include <iostream>
-#include <map>
 #include <unordered_map>
 #include <memory>
 #include <optional>
