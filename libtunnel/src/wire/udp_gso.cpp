@@ -1,27 +1,19 @@
 #include <tunnel/udp_gso.hpp>
 
+#include "inet.hpp"
+
 #include <cstring>
 
 namespace tunnel::gso {
+namespace inet = wire::inet;
 namespace {
 
 constexpr std::size_t kMaxPacket = 65535;
 constexpr std::size_t kUdpHdr = 8;
-
-std::uint16_t be16(const std::uint8_t* p) { return static_cast<std::uint16_t>(p[0] << 8 | p[1]); }
-void put16(std::uint8_t* p, std::uint32_t v) {
-  p[0] = static_cast<std::uint8_t>(v >> 8);
-  p[1] = static_cast<std::uint8_t>(v);
-}
-std::uint32_t sum16(const std::uint8_t* p, std::size_t n, std::uint32_t acc = 0) {
-  for (std::size_t i = 0; i + 1 < n; i += 2) acc += be16(p + i);
-  if (n & 1) acc += std::uint32_t{p[n - 1]} << 8;
-  return acc;
-}
-std::uint16_t fold(std::uint32_t acc) {
-  while (acc >> 16) acc = (acc & 0xffff) + (acc >> 16);
-  return static_cast<std::uint16_t>(acc);
-}
+using inet::be16;
+using inet::fold;
+using inet::put16;
+using inet::sum16;
 
 // Layout facts of a packet the coalescer may take; 0 when it may not.
 std::size_t udp_header_offset(std::span<const std::uint8_t> p) {
@@ -92,8 +84,7 @@ void UdpCoalescer::emit(iovec iov[2]) {
     const std::size_t udp_len = len_ - iphl_;
     if (iphl_ == 20) {
       put16(&p[2], len_);
-      put16(&p[10], 0);
-      put16(&p[10], static_cast<std::uint16_t>(~fold(sum16(p, 20))));
+      put16(&p[10], inet::ipv4_header_checksum(p));
     } else {
       put16(&p[4], udp_len);
     }
