@@ -1,4 +1,4 @@
-// Runs the fuzz entry point on N pseudo-random inputs (half of them built from
+// Runs a fuzz entry point on N pseudo-random inputs (half of them built from
 // valid frames with a few bytes flipped), for compilers without libFuzzer.
 #include <tunnel/wire.hpp>
 
@@ -16,7 +16,7 @@ int main(int argc, char** argv) {
   for (long i = 0; i < n; ++i) {
     buf.clear();
     if (i % 2) {
-      for (int f = 0; f < 1 + int(rng() % 4); ++f) {
+      for (int f = 0; f < 1 + int(rng() % 4); ++f) {  // DATA frames of one packet each
         const std::size_t plen = 20 + rng() % 200;
         const std::size_t at = buf.size();
         buf.resize(at + tunnel::wire::kDataHeaderSize + plen, 0);
@@ -34,6 +34,6 @@ int main(int argc, char** argv) {
     }
     LLVMFuzzerTestOneInput(buf.data(), buf.size());
   }
-  std::printf("fuzz_wire_replay: %ld inputs, no invariant broken\n", n);
+  std::printf("%s: %ld inputs, no invariant broken\n", argv[0], n);
   return 0;
 }

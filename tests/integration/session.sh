@@ -89,8 +89,8 @@ for i in $(seq 10); do
   head -c 2000 /dev/urandom | $TB exec lan timeout 2 socat -u - TCP:198.18.0.1:7000 2>/dev/null
 done
 # Valid header, oversize length; and a HELLO with garbage inside.
-printf '\x02\x01\x00\x00\x7f\xff\xff\xff' | $TB exec lan timeout 2 socat -u - TCP:198.18.0.1:7000 2>/dev/null
-printf '\x02\x02\x00\x00\x00\x00\x00\x10AAAAAAAAAAAAAAAA' | $TB exec lan timeout 2 socat -u - TCP:198.18.0.1:7000 2>/dev/null
+printf '\x03\x01\x00\x00\x7f\xff\xff\xff' | $TB exec lan timeout 2 socat -u - TCP:198.18.0.1:7000 2>/dev/null
+printf '\x03\x02\x00\x00\x00\x00\x00\x10AAAAAAAAAAAAAAAA' | $TB exec lan timeout 2 socat -u - TCP:198.18.0.1:7000 2>/dev/null
 # 60 connections that never speak (more than --max-pending 32), held 3 s.
 $TB exec lan bash -c 'for i in $(seq 60); do exec {fd}<>/dev/tcp/198.18.0.1/7000 || true; done; sleep 3' 2>/dev/null &
 hp=$!

@@ -111,9 +111,10 @@ TEST(Wire, ManyFramesInOneBuffer) {
 
 TEST(Wire, RejectsBadVersionAtFirstByte) {
   Bytes f = data_frame(1, ipv4_udp(40));
-  f[0] = 1;  // version 1 spoke no handshake: refused
+  f[0] = 2;  // version 2 carried one packet per DATA frame: refused
   EXPECT_EQ(parse(Bytes{1}).status, w::ParseStatus::bad_version);
-  EXPECT_EQ(parse(Bytes{3}).status, w::ParseStatus::bad_version);
+  EXPECT_EQ(parse(Bytes{2}).status, w::ParseStatus::bad_version);
+  EXPECT_EQ(parse(Bytes{4}).status, w::ParseStatus::bad_version);
   EXPECT_EQ(parse(f).status, w::ParseStatus::bad_version);
 }
 

@@ -6,8 +6,8 @@
 //      | <----- HELLO(id, prefixes, resume, client nonce, client proof) |
 //      | -- HELLO_ACK(session, resume point, server proof) -> |   or ERROR(reason)
 //
-// client proof = HMAC-SHA256(key, "tunneld/2 hello" | server nonce | HELLO body before the proof)
-// server proof = HMAC-SHA256(key, "tunneld/2 hello-ack" | client nonce | server nonce |
+// client proof = HMAC-SHA256(key, "tunneld/3 hello" | server nonce | HELLO body before the proof)
+// server proof = HMAC-SHA256(key, "tunneld/3 hello-ack" | client nonce | server nonce |
 //                                 HELLO_ACK body before the proof)
 // Each proof covers the other side's fresh nonce, so a recorded exchange is
 // useless on a new connection, and every field it is sent with, so none can
@@ -37,7 +37,7 @@ using Nonce = std::array<std::uint8_t, kNonceSize>;
 using Proof = std::array<std::uint8_t, kProofSize>;
 using Key = std::vector<std::uint8_t>;  // empty: authentication disabled
 
-// Capability bits a HELLO may carry. None is required by version 2.
+// Capability bits a HELLO may carry. None is required by version 3.
 inline constexpr std::uint32_t kCapUdpGso = 1u << 0;
 
 struct Challenge {

@@ -1,4 +1,4 @@
-// Frame codec for the tunnel byte stream (docs/protocol.md, version 2).
+// Frame codec for the tunnel byte stream (docs/protocol.md, version 3).
 //
 // Pure: bytes in, frames out. Nothing here does I/O, allocates or logs, so it
 // can be unit-tested and fuzzed on its own.
@@ -10,8 +10,9 @@
 //   |version| type  |     flags     |          body length          |
 //   +-------+-------+---------------+-------------------------------+
 //
-// A DATA frame's body is an 8-byte data sequence number followed by exactly
-// one IPv4 or IPv6 packet, unchanged.
+// A DATA frame's body is the 8-byte data sequence number of its first packet
+// followed by one or more records, each a packet unchanged or a compressed UDP
+// datagram (data_frame.hpp). A frame of one packet is that packet unchanged.
 #pragma once
 
 #include <cstddef>
@@ -21,15 +22,16 @@
 
 namespace tunnel::wire {
 
-inline constexpr std::uint8_t kVersion = 2;
+inline constexpr std::uint8_t kVersion = 3;
 inline constexpr std::size_t kHeaderSize = 8;
 inline constexpr std::size_t kDsnSize = 8;
 inline constexpr std::size_t kDataHeaderSize = kHeaderSize + kDsnSize;
-// Largest IP packet a DATA frame may carry (IPv4 total length is 16 bits).
+// Largest IP packet a DATA frame may carry (IPv4 total length is 16 bits),
+// and the largest records part of a DATA body.
 inline constexpr std::size_t kMaxPacket = 65535;
 
 enum class FrameType : std::uint8_t {
-  data = 1,       // body: dsn(8) + IP packet
+  data = 1,       // body: dsn(8) of the first packet + records (data_frame.hpp)
   hello = 2,      // CPE -> gateway: identity, resume request, proof (handshake.hpp)
   hello_ack = 3,  // gateway -> CPE: session ID, resume point, proof (handshake.hpp)
   error = 4,      // body: UTF-8 reason, the sender closes after it
@@ -53,7 +55,7 @@ enum class ParseStatus : std::uint8_t {
   bad_type,      // unknown frame type
   bad_flags,     // a flag bit that this version does not define is set
   bad_length,    // body length exceeds the receiver's limit or the type's size
-  bad_packet,    // DATA body is not a single well-formed IPv4/IPv6 packet
+  bad_packet,    // a DATA record is not a well-formed packet or a valid compressed one
 };
 inline constexpr int kParseStatusCount = 7;
 
@@ -68,8 +70,9 @@ struct Limits {
 struct Frame {
   FrameType type{};
   std::uint16_t flags = 0;
-  std::uint64_t dsn = 0;                // DATA and ACK frames
-  std::span<const std::uint8_t> body;   // DATA: the IP packet; others: whole body
+  std::uint64_t dsn = 0;                // DATA: the first packet's; ACK: the acknowledged one
+  std::span<const std::uint8_t> body;   // DATA: the records (read them with DataReader); others: whole body
+  std::uint32_t packets = 0;            // DATA: how many packets the records hold (at least 1)
 };
 
 struct ParseResult {
@@ -79,16 +82,18 @@ struct ParseResult {
 };
 
 // Parses the first frame in `in`. The frame's body span points into `in`.
-// Length fields are validated before any body byte is examined.
+// Length fields are validated before any body byte is examined; a DATA
+// frame's records are all checked (count_records) before it is returned.
 ParseResult parse_frame(std::span<const std::uint8_t> in, const Limits& limits) noexcept;
 
 // Writes a common header at `out`, which must hold kHeaderSize bytes.
 void encode_header(std::uint8_t* out, FrameType type, std::uint16_t flags,
                    std::uint32_t body_len) noexcept;
 
-// Writes a DATA frame's header (kDataHeaderSize bytes) at `out`, for a packet
-// of `packet_len` bytes that the caller places right after it.
-void encode_data_header(std::uint8_t* out, std::uint64_t dsn, std::size_t packet_len) noexcept;
+// Writes a DATA frame's header (kDataHeaderSize bytes) at `out`, for
+// `records_len` bytes of records (one packet: the packet) that the caller
+// places right after it.
+void encode_data_header(std::uint8_t* out, std::uint64_t dsn, std::size_t records_len) noexcept;
 
 // Writes a whole frame with an 8-byte sequence body (ACK). `out` must hold
 // kHeaderSize + kDsnSize bytes. Returns the bytes written.

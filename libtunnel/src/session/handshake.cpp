@@ -14,8 +14,8 @@
 namespace tunnel::hs {
 namespace {
 
-constexpr std::string_view kHelloLabel = "tunneld/2 hello";
-constexpr std::string_view kHelloAckLabel = "tunneld/2 hello-ack";
+constexpr std::string_view kHelloLabel = "tunneld/3 hello";
+constexpr std::string_view kHelloAckLabel = "tunneld/3 hello-ack";
 
 void put32(std::vector<std::uint8_t>& o, std::uint32_t v) {
   for (int s = 24; s >= 0; s -= 8) o.push_back(static_cast<std::uint8_t>(v >> s));

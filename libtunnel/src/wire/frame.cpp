@@ -1,4 +1,4 @@
-#include <tunnel/ip_packet.hpp>
+#include <tunnel/data_frame.hpp>
 #include <tunnel/wire.hpp>
 
 #include <algorithm>
@@ -41,7 +41,7 @@ struct BodyRule {
 };
 constexpr BodyRule body_rule(FrameType t) noexcept {
   switch (t) {
-    case FrameType::data: return {kDsnSize + 20, kDsnSize + kMaxPacket};  // 20: IPv4 min header
+    case FrameType::data: return {kDsnSize + 20, kDsnSize + kMaxPacket};  // 20: the first record is a whole packet
     case FrameType::ack: return {kDsnSize, kDsnSize};
     case FrameType::heartbeat:
     case FrameType::close: return {0, 0};
@@ -101,7 +101,7 @@ ParseResult parse_frame(std::span<const std::uint8_t> in, const Limits& limits) 
   const auto type = static_cast<FrameType>(in[1]);
   const std::uint16_t flags = load16(&in[2]);
   const std::uint32_t body_len = load32(&in[4]);
-  if (flags != 0) {  // version 2 defines no flags
+  if (flags != 0) {  // version 3 defines no flags
     r.status = ParseStatus::bad_flags;
     return r;
   }
@@ -120,10 +120,13 @@ ParseResult parse_frame(std::span<const std::uint8_t> in, const Limits& limits) 
     r.frame.dsn = load64(body.data());
     r.frame.body = body.subspan(kDsnSize);
   }
-  if (type == FrameType::data && !ip::well_formed(r.frame.body)) {
-    r.status = ParseStatus::bad_packet;
-    r.frame = {};
-    return r;
+  if (type == FrameType::data) {
+    r.frame.packets = static_cast<std::uint32_t>(count_records(r.frame.body));
+    if (r.frame.packets == 0) {
+      r.status = ParseStatus::bad_packet;
+      r.frame = {};
+      return r;
+    }
   }
   r.status = ParseStatus::ok;
   r.consumed = kHeaderSize + body_len;
@@ -138,8 +141,8 @@ void encode_header(std::uint8_t* out, FrameType type, std::uint16_t flags,
   store32(out + 4, body_len);
 }
 
-void encode_data_header(std::uint8_t* out, std::uint64_t dsn, std::size_t packet_len) noexcept {
-  encode_header(out, FrameType::data, 0, static_cast<std::uint32_t>(kDsnSize + packet_len));
+void encode_data_header(std::uint8_t* out, std::uint64_t dsn, std::size_t records_len) noexcept {
+  encode_header(out, FrameType::data, 0, static_cast<std::uint32_t>(kDsnSize + records_len));
   store64(out + kHeaderSize, dsn);
 }
 
