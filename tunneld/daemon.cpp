@@ -55,6 +55,8 @@ tunnel::SessionConfig session_config(const CommonOptions& o) {
   c.heartbeat = o.heartbeat;
   c.dead_interval = o.dead_interval;
   c.hold = o.session_hold;
+  c.batch_bytes = o.batch_bytes;
+  c.compress = o.header_compression;
   return c;
 }
 
@@ -443,9 +445,9 @@ class Server {
     auto it = cpes_.find(sid);
     if (it == cpes_.end()) return;
     auto& s = *it->second.session;
-    const std::size_t lost = s.buffer().frames();
+    const std::size_t lost = s.buffer().packets();
     if (why)
-      spdlog::warn("CPE '{}': session {:016x} destroyed: {}; {} buffered frames dropped", it->second.id, sid, why, lost);
+      spdlog::warn("CPE '{}': session {:016x} destroyed: {}; {} buffered packets dropped", it->second.id, sid, why, lost);
     s.close();
     ++counter;
     core_.forget(&s);
@@ -663,9 +665,9 @@ class Client {
     }
     const std::uint64_t old = session_->id();
     if (!ack->resumed && old != 0) {
-      spdlog::warn("gateway did not resume session {:016x}: new session {:016x}; {} frames buffered for the old one "
+      spdlog::warn("gateway did not resume session {:016x}: new session {:016x}; {} packets buffered for the old one "
                    "are dropped",
-                   old, ack->session_id, session_->buffer().frames());
+                   old, ack->session_id, session_->buffer().packets());
       session_->reset(ack->session_id);
     }
     session_->assign_id(ack->session_id);
@@ -676,8 +678,8 @@ class Client {
     session_->attach(hc_->take_socket(), early, ack->resumed ? ack->rx_dsn : 0,
                      [this](const std::string& reason, bool clean) {
                        if (clean) {  // the gateway ended the session (it is stopping)
-                         spdlog::warn("gateway closed session {:016x}; {} buffered frames dropped", session_->id(),
-                                      session_->buffer().frames());
+                         spdlog::warn("gateway closed session {:016x}; {} buffered packets dropped", session_->id(),
+                                      session_->buffer().packets());
                          ++dc_.sessions_closed;
                          session_->reset(0);
                        } else {
@@ -688,7 +690,7 @@ class Client {
     hc_.reset();
     state_ = "connected";
     if (ack->resumed)
-      spdlog::info("resumed session {:016x} with {} (gateway had dsn {}, we had {}; replaying {} frames)",
+      spdlog::info("resumed session {:016x} with {} (gateway had dsn {}, we had {}; replaying {} packets)",
                    ack->session_id, ep_str(o_.server), ack->rx_dsn, session_->rx_last(),
                    session_->counters().replayed - replayed0);
     else
@@ -721,9 +723,9 @@ class Client {
 
   void tick(Clock::time_point now) {
     if (!session_->tick(now)) {
-      if (session_->id() != 0 || session_->buffer().frames() > 0) {
-        spdlog::warn("session {:016x} not resumed within {} ms: {} buffered frames dropped", session_->id(),
-                     o_.session_hold.count(), session_->buffer().frames());
+      if (session_->id() != 0 || session_->buffer().packets() > 0) {
+        spdlog::warn("session {:016x} not resumed within {} ms: {} buffered packets dropped", session_->id(),
+                     o_.session_hold.count(), session_->buffer().packets());
         ++dc_.sessions_expired;
       }
       session_->reset(0);

@@ -18,7 +18,7 @@ constexpr int kExitUsage = 2;
 // Flag values that need converting after parsing, per role.
 struct Raw {
   std::vector<std::string> tun_addrs;
-  std::string send_queue, lowat, buffer_bytes;
+  std::string send_queue, lowat, buffer_bytes, batch_bytes;
   unsigned stats_ms = 5000, heartbeat_ms = 1000, dead_ms = 3000, buffer_age_ms = 5000, hold_ms = 30000;
 };
 
@@ -50,6 +50,14 @@ void add_common(CLI::App* app, tunneld::CommonOptions& o, Raw& raw) {
       ->default_str("262144");
   app->add_option("--notsent-lowat", lowat, "TCP_NOTSENT_LOWAT of the MPTCP socket in bytes (0: kernel default)")
       ->default_str("131072");
+  app->add_option("--batch-bytes", raw.batch_bytes,
+                  "Largest DATA frame that packets may share (one header for all; 0: one packet a frame). "
+                  "Packets share a frame only when they wait together: read from the TUN in one batch, or "
+                  "queued behind a busy socket; none is held back to fill a frame")
+      ->default_str("8192");
+  app->add_flag("!--no-header-compression", o.header_compression,
+                "Send every packet whole; by default a UDP datagram whose IP and UDP headers repeat an earlier "
+                "packet of its frame sends only its IPv4 ID and UDP checksum (7 bytes, IPv6: 5, for 28 or 48)");
   app->add_option("--congestion", o.congestion,
                   "TCP congestion control for the tunnel's connection and subflows, e.g. bbr or cubic "
                   "(default: the system's, net.ipv4.tcp_congestion_control)");
@@ -114,6 +122,7 @@ void finish_common(tunneld::CommonOptions& o, const Raw& raw) {
     o.send_queue_bytes = parse_size(raw.send_queue, "--send-queue", 16 * 1024, 64u << 20);
   if (!raw.lowat.empty())
     o.notsent_lowat = static_cast<unsigned>(parse_size(raw.lowat, "--notsent-lowat", 0, 64u << 20));
+  if (!raw.batch_bytes.empty()) o.batch_bytes = parse_size(raw.batch_bytes, "--batch-bytes", 0, 65535);
   if (!raw.buffer_bytes.empty())
     o.buffer_bytes = parse_size(raw.buffer_bytes, "--buffer-bytes", 64 * 1024, std::size_t{1} << 30);
   o.stats_interval = std::chrono::milliseconds(raw.stats_ms);

@@ -22,6 +22,8 @@ struct CommonOptions {
   std::size_t send_queue_bytes = 256 * 1024;
   unsigned notsent_lowat = 128 * 1024;
   std::string congestion;                      // empty: the system default
+  std::size_t batch_bytes = 8192;              // DATA frame that packets may share; 0: one a frame
+  bool header_compression = true;
   std::chrono::milliseconds stats_interval{5000};
   // Session layer.
   std::string psk_file;                        // empty only with insecure_no_auth

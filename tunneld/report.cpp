@@ -35,6 +35,8 @@ std::int64_t ms_since(Clock::time_point t) {
 void add_counters(tunnel::SessionCounters& a, const tunnel::SessionCounters& b) {
   a.tx_packets += b.tx_packets;
   a.tx_bytes += b.tx_bytes;
+  a.tx_frames += b.tx_frames;
+  a.tx_compressed += b.tx_compressed;
   a.drop_queue_full += b.drop_queue_full;
   a.replayed += b.replayed;
   a.peak_buffered = std::max(a.peak_buffered, b.peak_buffered);
@@ -57,12 +59,13 @@ void add_counters(tunnel::SessionCounters& a, const tunnel::SessionCounters& b) 
 // The session counters as JSON members (no braces).
 std::string session_json(const tunnel::SessionCounters& c, const tunnel::ReplayCounters& r) {
   return fmt::format(
-      R"("tx_packets":{},"tx_bytes":{},"drop_queue_full":{},"drop_buffer_full":{},"drop_buffer_age":{},)"
+      R"("tx_packets":{},"tx_bytes":{},"tx_frames":{},"tx_compressed":{},"drop_queue_full":{},"drop_buffer_full":{},)"
+      R"("drop_buffer_age":{},)"
       R"("drop_never_sent":{},"drop_session_ended":{},"replayed":{},"peak_buffered":{},"acked":{},)"
       R"("rx_packets":{},"rx_bytes":{},"rx_duplicates":{},"rx_missing":{},"drop_spoofed":{},)"
       R"("acks_sent":{},"acks_received":{},"tx_heartbeats":{},"rx_heartbeats":{},"drop_control":{},)"
       R"("connections":{},"resumes":{},"send_calls":{})",
-      c.tx_packets, c.tx_bytes, c.drop_queue_full, r.drop_full, r.drop_age, r.drop_unsent, r.drop_cleared,
+      c.tx_packets, c.tx_bytes, c.tx_frames, c.tx_compressed, c.drop_queue_full, r.drop_full, r.drop_age, r.drop_unsent, r.drop_cleared,
       c.replayed, c.peak_buffered, r.acked, c.rx_packets, c.rx_bytes, c.rx_duplicates, c.rx_missing, c.drop_spoofed,
       c.acks_sent, c.acks_received, c.heartbeats_sent, c.heartbeats_received, c.drop_control, c.connections,
       c.resumes, c.send_calls);
@@ -112,9 +115,9 @@ SessionReport SessionReport::of(const tunnel::Session& s, const std::string& id,
   r.connected = s.connected();
   r.last_rx_ms_ago = s.connected() ? ms_since(s.liveness().last_rx()) : -1;
   if (auto d = s.liveness().down_since(); d && !s.connected()) r.held_ms = ms_since(*d);
-  r.buffered_frames = s.buffer().frames();
+  r.buffered_packets = s.buffer().packets();
   r.buffered_bytes = s.buffer().bytes();
-  r.unsent_frames = s.buffer().unsent_frames();
+  r.unsent_packets = s.buffer().unsent_packets();
   r.c = s.counters();
   r.r = s.buffer().counters();
   if (s.socket_fd() >= 0) r.conn = tunnel::connection_stats(s.socket_fd());
@@ -129,10 +132,10 @@ std::string Report::json() const {
     const auto& e = sessions[i];
     s += fmt::format(
         R"({}{{"id":"{}","session_id":"{:016x}","remote":"{}","prefixes":[{}],"state":"{}","last_rx_ms_ago":{},)"
-        R"("held_ms":{},"buffered_frames":{},"buffered_bytes":{},"unsent_frames":{},"connection":{},"counters":{{{}}}}})",
+        R"("held_ms":{},"buffered_packets":{},"buffered_bytes":{},"unsent_packets":{},"connection":{},"counters":{{{}}}}})",
         i ? "," : "", json_escape(e.cpe_id), e.session_id, json_escape(e.remote), prefixes_str(e.prefixes, true),
-        e.connected ? "connected" : (e.session_id ? "held" : "new"), e.last_rx_ms_ago, e.held_ms, e.buffered_frames,
-        e.buffered_bytes, e.unsent_frames, conn_json(e.conn), session_json(e.c, e.r));
+        e.connected ? "connected" : (e.session_id ? "held" : "new"), e.last_rx_ms_ago, e.held_ms, e.buffered_packets,
+        e.buffered_bytes, e.unsent_packets, conn_json(e.conn), session_json(e.c, e.r));
   }
   const auto& d = daemon;
   s += fmt::format(
@@ -158,10 +161,11 @@ std::string Report::text() const {
                      prefixes_str(e.prefixes, false),
                      e.connected ? fmt::format("connected, last heard {} ms ago", e.last_rx_ms_ago)
                                  : fmt::format("held for {} ms", e.held_ms));
-    s += fmt::format("  buffered {} frames ({} bytes, {} not yet sent)  sent {}  received {}  replayed {}  "
-                     "duplicates {}  missing {}  spoofed {}  resumes {}\n",
-                     e.buffered_frames, e.buffered_bytes, e.unsent_frames, e.c.tx_packets, e.c.rx_packets,
-                     e.c.replayed, e.c.rx_duplicates, e.c.rx_missing, e.c.drop_spoofed, e.c.resumes);
+    s += fmt::format("  buffered {} packets ({} bytes, {} not yet sent)  sent {} in {} frames ({} compressed)  "
+                     "received {}  replayed {}  duplicates {}  missing {}  spoofed {}  resumes {}\n",
+                     e.buffered_packets, e.buffered_bytes, e.unsent_packets, e.c.tx_packets, e.c.tx_frames,
+                     e.c.tx_compressed, e.c.rx_packets, e.c.replayed, e.c.rx_duplicates, e.c.rx_missing,
+                     e.c.drop_spoofed, e.c.resumes);
     if (e.conn) {
       s += fmt::format("  connection: {}  subflows established {}\n",
                        e.conn->mptcp ? "MPTCP" : "plain TCP (fallback)", e.conn->subflows);

@@ -49,7 +49,7 @@ struct SessionReport {
   bool connected = false;
   std::int64_t last_rx_ms_ago = -1;   // since anything arrived from the peer
   std::int64_t held_ms = -1;          // since the connection was lost (-1: connected)
-  std::size_t buffered_frames = 0, buffered_bytes = 0, unsent_frames = 0;
+  std::size_t buffered_packets = 0, buffered_bytes = 0, unsent_packets = 0;
   tunnel::SessionCounters c;
   tunnel::ReplayCounters r;
   std::optional<tunnel::ConnectionStats> conn;

@@ -42,6 +42,34 @@ gw_after=$(status_json gw | jq -r '.counters.rx_packets')
 check "ICMP into the TUN is dropped and counted ($before -> $after), not carried" \
   test $((after - before)) -ge 5 -a "$gw_after" -eq "$gw_before"
 
+# Packets that wait together share DATA frames, their headers compressed
+# (protocol 3). The sending daemon is paused (SIGSTOP) while 250 datagrams
+# reach its TUN, so it reads them in batches when it resumes: most go as
+# compressed records. Every one must still arrive exactly once, byte for byte.
+for fam in 4 6; do
+  if [[ $fam == 4 ]]; then inet=198.18.20.2; lan=198.18.10.2; bind=0.0.0.0:9003; else inet=fd00:20::2; lan=fd00:10::2; bind=[::]:9003; fi
+  for dir in up down; do
+    if [[ $dir == up ]]; then from=lan to=inet addr=$inet sender=cpe pid=$CPE_PID; else from=inet to=lan addr=$lan sender=gw pid=$GW_PID; fi
+    [[ $fam == 6 ]] && addr="[$addr]"
+    s0=$(status_json $sender)
+    $TB exec $to "$UDP_PROBE" recv --bind "$bind" --count 250 --idle-timeout 3000 --max-time 20000 >"$WORK/batch.json" &
+    rp=$!
+    for _ in $(seq 50); do grep -q ready "$WORK/batch.json" 2>/dev/null && break; sleep 0.05; done
+    kill -STOP "$pid"
+    $TB exec $from "$UDP_PROBE" send --to "$addr:9003" --count 250 --size 64-1472 --rate 2500 >/dev/null
+    kill -CONT "$pid"
+    wait "$rp"
+    r=$(tail -n 1 "$WORK/batch.json")
+    s1=$(status_json $sender)
+    d=$(jq -cn --argjson a "$s0" --argjson b "$s1" '{p: ($b.counters.tx_packets - $a.counters.tx_packets),
+      f: ($b.counters.tx_frames - $a.counters.tx_frames), z: ($b.counters.tx_compressed - $a.counters.tx_compressed)}')
+    check "IPv$fam $dir, read in batches: 250 datagrams intact, exactly once ($(jnum '"unique \(.unique) dup \(.duplicates) corrupt \(.corrupt)"' "$r"))" \
+      test "$(jnum '.unique == 250 and .duplicates == 0 and .corrupt == 0 and .received == 250' "$r")" = true
+    check "IPv$fam $dir: they shared frames, most compressed (sent $(jq -r '"\(.p) in \(.f) frames, \(.z) compressed"' <<<"$d"))" \
+      test "$(jq -r '.p >= 250 and .f < .p / 4 and .z >= 150' <<<"$d")" = true
+  done
+done
+
 # Offered load above one path's rate: both subflows carry a fair share.
 $TB set dsl rate=20mbit >/dev/null && $TB set lte rate=20mbit >/dev/null
 c0=$(status_json cpe)

@@ -4,7 +4,7 @@
 # path) blackholed; both paths flapping one after the other. No datagram may
 # arrive twice; none may be lost with LTE down or flapping paths, at most 5%
 # with DSL blackholed (see there). Each prints the longest gap and the CPE's session
-# counters (resumes, frames replayed, most frames buffered).
+# counters (resumes, packets replayed, most packets buffered).
 #
 # About one run in three, after LTE goes down mid-stream, the kernel's MPTCP
 # connection stops carrying data for good although both subflows report

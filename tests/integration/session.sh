@@ -65,8 +65,8 @@ c=$(status_json cpe); g=$(status_json gw)
 echo "# resets: upstream $(jq -c '{received, lost, duplicates, reordered, max_gap_ms, lat_p99_ms}' <<<"$up")"
 echo "# resets: downstream $(jq -c '{received, lost, duplicates, reordered, max_gap_ms, lat_p99_ms}' <<<"$down")"
 echo "# first reset to resume (replay starts): $((t_resume - t_reset)) ms; $resumed_line"
-echo "# cpe: $(jq -c '.counters | {connections, resumes, replayed, peak_buffered, rx_duplicates, rx_missing, drop_queue_full, drop_buffer_full, drop_buffer_age}' <<<"$c")"
-echo "# gw:  $(jq -c '.counters | {connections, resumes, replayed, peak_buffered, rx_duplicates, rx_missing, drop_buffer_full, drop_buffer_age}' <<<"$g")"
+echo "# cpe: $(jq -c '.counters | {connections, resumes, replayed, peak_buffered, tx_frames, tx_compressed, rx_duplicates, rx_missing, drop_queue_full, drop_buffer_full, drop_buffer_age}' <<<"$c")"
+echo "# gw:  $(jq -c '.counters | {connections, resumes, replayed, peak_buffered, tx_frames, tx_compressed, rx_duplicates, rx_missing, drop_buffer_full, drop_buffer_age}' <<<"$g")"
 check "resets: the session was resumed, not replaced ($(jq -r .counters.resumes <<<"$c") resumes)" \
   test "$(jq -r '.counters.resumes' <<<"$c")" -ge 1 -a "$(status_json gw | jq -r '.sessions[0].session_id')" = "$sid"
 for d in up down; do
@@ -74,6 +74,8 @@ for d in up down; do
   check "resets, ${d}stream: 6000 datagrams arrive exactly once and in order ($(jq -c '{unique, lost, duplicates, reordered}' <<<"$r"))" \
     test "$(jq -r '.unique == 6000 and .lost == 0 and .duplicates == 0 and .reordered == 0 and .corrupt == 0' <<<"$r")" = true
 done
+check "resets: what waited out the outage was replayed in shared frames, compressed (cpe $(jq -r .counters.tx_compressed <<<"$c"), gw $(jq -r .counters.tx_compressed <<<"$g") compressed)" \
+  test "$(jq -r '.counters.tx_compressed' <<<"$c")" -ge 500 -a "$(jq -r '.counters.tx_compressed' <<<"$g")" -ge 500
 check "resets: resumed within 3 s of the first reset ($((t_resume - t_reset)) ms)" \
   test "$t_resume" -gt "$t_reset" -a $((t_resume - t_reset)) -lt 3000
 

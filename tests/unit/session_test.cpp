@@ -172,6 +172,93 @@ TEST(ReplayBuffer, StaysCorrectAcrossGrowthAndCompaction) {
   EXPECT_LE(rb.capacity(), 2u * 64 * 1024);
 }
 
+// Adds `len` bytes to the last frame as one more packet numbered `dsn`.
+bool extend(ReplayBuffer& rb, std::uint64_t dsn, std::size_t len) {
+  const std::size_t at = rb.tail_len();
+  std::uint8_t* f = rb.extend_tail(len);
+  if (!f) return false;
+  std::memset(f + at, static_cast<int>(dsn), len);
+  rb.extend_commit(len, dsn);
+  return true;
+}
+
+TEST(ReplayBuffer, TailGrowsOnlyWhileNoByteOfItWasSent) {
+  ReplayBuffer rb(10000);
+  EXPECT_FALSE(rb.tail_open());
+  ASSERT_TRUE(put(rb, 1, 100));
+  ASSERT_TRUE(rb.tail_open());
+  ASSERT_TRUE(extend(rb, 2, 50));
+  ASSERT_TRUE(extend(rb, 3, 50));
+  EXPECT_EQ(rb.frames(), 1u);
+  EXPECT_EQ(rb.packets(), 3u);
+  EXPECT_EQ(rb.tail_len(), 200u);
+  EXPECT_EQ(rb.last_dsn(), 3u);
+  EXPECT_EQ(rb.unsent_packets(), 3u);
+  rb.sent(1);
+  EXPECT_FALSE(rb.tail_open());
+  EXPECT_EQ(rb.extend_tail(10), nullptr);
+  rb.sent(199);
+  EXPECT_EQ(rb.unsent_packets(), 0u);
+  EXPECT_EQ(rb.unacked_sent_frames(), 1u);
+  // A connection lost before the ACK: the frame goes again, whole, and may
+  // grow again meanwhile (it is resent as a whole anyway).
+  rb.restart();
+  EXPECT_TRUE(rb.tail_open());
+  EXPECT_EQ(rb.unsent_packets(), 3u);
+}
+
+TEST(ReplayBuffer, AFrameOfSeveralPacketsIsReleasedWhenAllAreAcked) {
+  ReplayBuffer rb(10000);
+  put(rb, 1, 100);
+  extend(rb, 2, 100);
+  extend(rb, 3, 100);  // frame {1,2,3}
+  put(rb, 4, 100);     // frame {4}
+  rb.sent(rb.unsent().size());
+  rb.ack(2);
+  EXPECT_EQ(rb.frames(), 2u);  // 3 is not acknowledged: the frame stays
+  EXPECT_EQ(rb.counters().acked, 0u);
+  rb.ack(3);
+  EXPECT_EQ(rb.frames(), 1u);
+  EXPECT_EQ(rb.counters().acked, 3u);
+  EXPECT_EQ(rb.packets(), 1u);
+}
+
+TEST(ReplayBuffer, ResumeResendsAPartlyDeliveredFrameWhole) {
+  ReplayBuffer rb(10000);
+  put(rb, 1, 100);
+  extend(rb, 2, 100);  // frame {1,2}
+  put(rb, 3, 100);
+  extend(rb, 4, 100);  // frame {3,4}
+  rb.sent(rb.unsent().size());
+  rb.restart();
+  rb.resume_from(3);  // the peer has 1..3: {1,2} goes, {3,4} is sent again
+  EXPECT_EQ(rb.frames(), 1u);
+  EXPECT_EQ(rb.front_dsn(), 4u);
+  EXPECT_EQ(rb.unsent().size(), 200u);
+  EXPECT_EQ(rb.unsent_packets(), 2u);
+  EXPECT_EQ(rb.counters().acked, 2u);
+}
+
+TEST(ReplayBuffer, DropCountersCountPacketsNotFrames) {
+  ReplayBuffer rb(1000);
+  put(rb, 1, 100, 10);
+  for (std::uint64_t d = 2; d <= 4; ++d) extend(rb, d, 100);  // {1..4}, 400 bytes, t=10
+  put(rb, 5, 100, 20);
+  extend(rb, 6, 100);                                        // {5,6}, t=20
+  EXPECT_EQ(rb.expire(100, 85), 1u);                         // one frame, older than t=15
+  EXPECT_EQ(rb.counters().drop_age, 4u);
+  EXPECT_EQ(rb.counters().drop_unsent, 4u);
+  // Growing never evicts: past the byte limit the tail refuses, and a new
+  // frame then makes room by dropping the oldest.
+  for (std::uint64_t d = 7; d <= 14; ++d) ASSERT_TRUE(extend(rb, d, 100));  // 1000 bytes
+  EXPECT_FALSE(extend(rb, 15, 100));
+  EXPECT_EQ(rb.counters().drop_full, 0u);
+  ASSERT_TRUE(put(rb, 15, 100));
+  EXPECT_EQ(rb.counters().drop_full, 10u);  // the frame {5..14}
+  rb.clear();
+  EXPECT_EQ(rb.counters().drop_cleared, 1u);
+}
+
 TEST(ReplayBuffer, ClearCountsEverything) {
   ReplayBuffer rb(10000);
   for (std::uint64_t d = 1; d <= 5; ++d) put(rb, d, 100);

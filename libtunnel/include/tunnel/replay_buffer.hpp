@@ -1,20 +1,23 @@
 // The sender's side of a session: DATA frames from the TUN, in order, kept
 // until the peer's cumulative ACK covers them, so they can be sent again on a
-// new connection. Pure: no I/O, no clock (callers pass times in).
+// new connection. A frame holds one or more packets with consecutive dsns;
+// it is known by its last one. Pure: no I/O, no clock (callers pass times in).
 //
 //   front                     cursor                         tail
 //     | sent, not yet acked     | not yet sent (queued)        |
 //
 // - While connected, frames are appended at the tail and sent from the
-//   cursor; ack(dsn) drops sent frames up to dsn.
+//   cursor; ack(dsn) drops sent frames whose packets it all covers. A tail
+//   frame of which no byte was sent yet may still grow (extend_tail()).
 // - When the connection breaks, restart() moves the cursor back to the front:
 //   everything unacknowledged will be sent again. While disconnected, new
 //   frames keep being appended.
 // - On resume the peer says the last dsn it received; resume_from() drops the
 //   frames up to it, and sending starts at the next.
 // - The buffer holds at most `max_bytes`; to make room, and when frames grow
-//   older than the age limit, the oldest are dropped and counted. A frame
-//   that is partly sent is never dropped (the stream would break mid-frame).
+//   older than the age limit (the age of a frame's first packet), the oldest
+//   are dropped and their packets counted. A frame that is partly sent is
+//   never dropped (the stream would break mid-frame).
 //
 // Memory grows on demand up to twice `max_bytes` (so that compaction moves
 // each byte at most about once) and is never allocated per frame.
@@ -27,12 +30,13 @@
 
 namespace tunnel {
 
+// Every count is of packets, not frames.
 struct ReplayCounters {
   std::uint64_t drop_full = 0;      // dropped to make room
   std::uint64_t drop_age = 0;       // dropped for age
   std::uint64_t drop_unsent = 0;    // of those, never sent at all (certain loss)
   std::uint64_t drop_cleared = 0;   // dropped by clear() (session destroyed)
-  std::uint64_t acked = 0;          // frames released by acknowledgement
+  std::uint64_t acked = 0;          // released by acknowledgement
 };
 
 class ReplayBuffer {
@@ -43,9 +47,20 @@ class ReplayBuffer {
 
   // Room for one frame of up to `max_len` bytes at the tail, dropping the
   // oldest frames if needed. nullptr when that would drop a partly sent frame
-  // or `max_len` exceeds the limit. Write the frame there, then commit().
+  // or `max_len` exceeds the limit. Write the frame there, then commit() it
+  // as holding one packet, numbered `dsn`.
   std::uint8_t* prepare(std::size_t max_len);
   void commit(std::size_t len, std::uint64_t dsn, std::int64_t now_ms);
+
+  // True when there is a last frame and no byte of it was sent yet.
+  bool tail_open() const;
+  std::size_t tail_len() const;  // bytes of the last frame
+  // With tail_open(): the last frame's first byte, with room for `max_more`
+  // bytes after it, which extend_commit() then adds to it as one more packet
+  // numbered `dsn`. nullptr when that needs more than the byte limit (nothing
+  // is dropped for it). Earlier pointers into the buffer are void after it.
+  std::uint8_t* extend_tail(std::size_t max_more);
+  void extend_commit(std::size_t more, std::uint64_t dsn);
 
   // Bytes from the cursor to the tail, contiguous.
   std::span<const std::uint8_t> unsent() const;
@@ -60,11 +75,12 @@ class ReplayBuffer {
   void clear();                            // drops everything (counted)
 
   std::size_t frames() const { return count_; }
+  std::size_t packets() const { return packets_; }
   std::size_t bytes() const { return static_cast<std::size_t>(tail_pos_ - front_pos()); }
   std::size_t unsent_bytes() const { return static_cast<std::size_t>(tail_pos_ - cursor_pos_); }
-  std::size_t unsent_frames() const { return count_ - sent_; }
+  std::size_t unsent_packets() const { return packets_ - sent_packets_; }  // in frames not wholly sent
   std::size_t unacked_sent_frames() const { return sent_; }
-  std::uint64_t front_dsn() const;  // 0 when empty
+  std::uint64_t front_dsn() const;  // the first frame's last dsn; 0 when empty
   std::uint64_t last_dsn() const;   // 0 when empty
   std::size_t capacity() const { return cap_; }
   std::size_t max_bytes() const { return max_bytes_; }
@@ -73,9 +89,10 @@ class ReplayBuffer {
  private:
   struct Entry {
     std::uint64_t pos;  // stream position of the first byte
-    std::uint64_t dsn;
-    std::int64_t t_ms;
+    std::uint64_t dsn;  // of its last packet
+    std::int64_t t_ms;  // when its first packet came
     std::uint32_t len;
+    std::uint32_t packets;
   };
   Entry& at(std::size_t i) { return ring_[(head_ + i) & (ring_cap_ - 1)]; }
   const Entry& at(std::size_t i) const { return ring_[(head_ + i) & (ring_cap_ - 1)]; }
@@ -94,6 +111,8 @@ class ReplayBuffer {
   std::unique_ptr<Entry[]> ring_;
   std::size_t ring_cap_ = 0, head_ = 0, count_ = 0;
   std::size_t sent_ = 0;         // frames from the front wholly before the cursor
+  std::size_t packets_ = 0;      // in all frames
+  std::size_t sent_packets_ = 0; // in the first sent_ frames
   ReplayCounters c_;
 };
 

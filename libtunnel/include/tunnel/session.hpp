@@ -3,10 +3,14 @@
 // the MPTCP connection that carries it. The handshake happens before a
 // connection is attached (see handshake.hpp and the daemon).
 //
-// Send (TUN -> tunnel): enqueue() numbers a packet and appends it as a DATA
-// frame to the replay buffer; flush() sends from the buffer's cursor, with
-// pending control frames (ACK, HEARTBEAT) slipped in only between whole DATA
-// frames. While connected, more than `send_queue_bytes` of unsent data means
+// Send (TUN -> tunnel): enqueue() numbers a packet and appends it to the
+// replay buffer: to the last DATA frame when no byte of it was sent yet and it
+// stays within `batch_bytes` (with its headers compressed against an earlier
+// packet of that frame when they repeat, data_frame.hpp), else as a new frame.
+// So packets share a frame exactly when they wait: those of one TUN read
+// batch, and those queued behind a busy socket. flush() sends from the
+// buffer's cursor, with pending control frames (ACK, HEARTBEAT) slipped in
+// only between whole DATA frames. While connected, more than `send_queue_bytes` of unsent data means
 // the tunnel cannot keep up: new packets are dropped and counted, which keeps
 // the added latency bounded, unless the socket has taken nothing, or the peer
 // acknowledged nothing, for `stall_after` (a stalled connection is treated
@@ -14,9 +18,10 @@
 // disconnected, packets are kept up to the buffer's byte and age limits
 // (oldest dropped first, counted) for replay.
 //
-// Receive (tunnel -> TUN): every whole frame is parsed and validated; a DATA
-// frame whose dsn was already delivered is a duplicate and dropped; the rest
-// are written to the TUN unchanged, after the optional source check. The
+// Receive (tunnel -> TUN): every whole frame is parsed and validated; each
+// packet of a DATA frame (rebuilt if compressed) whose dsn was already
+// delivered is a duplicate and dropped; the rest are written to the TUN
+// unchanged, after the optional source check. The
 // receiver acknowledges cumulatively (ACK frames) on each tick and after every
 // MiB, so the sender can release its buffer.
 //
@@ -24,6 +29,7 @@
 // what that covers and the rest is sent again, in order.
 #pragma once
 
+#include <tunnel/data_frame.hpp>
 #include <tunnel/liveness.hpp>
 #include <tunnel/replay_buffer.hpp>
 #include <tunnel/tun_port.hpp>
@@ -61,19 +67,25 @@ struct SessionConfig {
   // long is stalled, not overloaded: packets beyond the send queue are kept
   // (within the buffer's limits).
   std::chrono::milliseconds stall_after{500};
+  // Largest DATA frame that several packets may share (0: one packet a
+  // frame), and whether repeated headers in it are compressed.
+  std::size_t batch_bytes = 8192;
+  bool compress = true;
 };
 
 struct SessionCounters {
   // tunnel direction
-  std::uint64_t tx_packets = 0;       // DATA frames queued (numbered)
-  std::uint64_t tx_bytes = 0;
+  std::uint64_t tx_packets = 0;       // packets queued (numbered)
+  std::uint64_t tx_bytes = 0;         // their IP bytes
+  std::uint64_t tx_frames = 0;        // DATA frames they went into
+  std::uint64_t tx_compressed = 0;    // packets sent as compressed records
   std::uint64_t drop_queue_full = 0;  // connected, but the tunnel could not keep up
-  std::uint64_t replayed = 0;         // DATA frames sent again after a resume
-  std::uint64_t peak_buffered = 0;    // most frames waiting to be sent at once
+  std::uint64_t replayed = 0;         // packets sent again after a resume
+  std::uint64_t peak_buffered = 0;    // most packets waiting to be sent at once
   // receive direction
-  std::uint64_t rx_packets = 0;       // DATA frames received and delivered
+  std::uint64_t rx_packets = 0;       // packets received and delivered
   std::uint64_t rx_bytes = 0;
-  std::uint64_t rx_duplicates = 0;    // DATA frames already delivered (dropped)
+  std::uint64_t rx_duplicates = 0;    // packets already delivered (dropped)
   std::uint64_t rx_missing = 0;       // dsns skipped: the sender dropped them
   std::uint64_t drop_spoofed = 0;     // source outside the peer's prefixes
   // control
@@ -143,6 +155,7 @@ class Session {
   void on_readable();
   bool parse_frames(std::size_t& off);
   bool handle_frame(const wire::Frame& f);
+  void deliver(std::uint64_t dsn, std::span<const std::uint8_t> pkt);
 
   boost::asio::io_context& io_;
   TunPort& tun_;
@@ -160,6 +173,7 @@ class Session {
   std::size_t backlog_ = 0;  // replayed bytes still unsent, on top of the send queue limit
 
   ReplayBuffer tx_;
+  wire::DataWriter writer_;  // builds the replay buffer's last frame
   std::int64_t now_ms_;  // frame timestamps for --buffer-age: set every tick, not read per packet
   std::uint64_t next_dsn_ = 1;
   std::array<std::uint8_t, 512> ctl_{};  // pending control frames
@@ -167,6 +181,7 @@ class Session {
 
   std::unique_ptr<std::uint8_t[]> rb_;
   std::size_t rb_cap_ = 0, rlen_ = 0;
+  wire::DataReader reader_;
   std::uint64_t rx_last_ = 0;   // last dsn delivered
   bool rx_started_ = false;     // any DATA received in this session
   std::uint64_t acked_sent_ = 0;

@@ -53,6 +53,10 @@ class TunPort {
   // After each read batch (so sessions can send what the batch queued).
   void on_batch_end(std::function<void()> f) { batch_end_ = std::move(f); }
 
+  // Writes one well-formed IP packet. `pkt` must stay valid until the next
+  // write() or flush() returns: the coalescer may hold it uncopied until
+  // then (never longer: the next packet either joins, and the held one is
+  // copied, or the held one is written first).
   void write(std::span<const std::uint8_t> pkt);
   void flush();  // writes what the coalescer holds; call before the packets' memory changes
 

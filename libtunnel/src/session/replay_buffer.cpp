@@ -30,9 +30,29 @@ std::uint8_t* ReplayBuffer::prepare(std::size_t max_len) {
 }
 
 void ReplayBuffer::commit(std::size_t len, std::uint64_t dsn, std::int64_t now_ms) {
-  at(count_) = Entry{tail_pos_, dsn, now_ms, static_cast<std::uint32_t>(len)};
+  at(count_) = Entry{tail_pos_, dsn, now_ms, static_cast<std::uint32_t>(len), 1};
   ++count_;
+  ++packets_;
   tail_pos_ += len;
+}
+
+bool ReplayBuffer::tail_open() const { return count_ > 0 && cursor_pos_ <= at(count_ - 1).pos; }
+
+std::size_t ReplayBuffer::tail_len() const { return count_ ? at(count_ - 1).len : 0; }
+
+std::uint8_t* ReplayBuffer::extend_tail(std::size_t max_more) {
+  if (!tail_open() || bytes() + max_more > max_bytes_) return nullptr;
+  make_room(max_more);
+  return buf_.get() + (at(count_ - 1).pos - base_pos_);
+}
+
+void ReplayBuffer::extend_commit(std::size_t more, std::uint64_t dsn) {
+  Entry& e = at(count_ - 1);
+  e.len += static_cast<std::uint32_t>(more);
+  e.dsn = dsn;
+  ++e.packets;
+  ++packets_;
+  tail_pos_ += more;
 }
 
 void ReplayBuffer::make_room(std::size_t n) {
@@ -61,6 +81,7 @@ void ReplayBuffer::grow_ring() {
 }
 
 void ReplayBuffer::pop_front() {
+  packets_ -= at(0).packets;
   head_ = (head_ + 1) & (ring_cap_ - 1);
   --count_;
 }
@@ -70,12 +91,13 @@ bool ReplayBuffer::drop_front(bool for_age) {
   const Entry e = at(0);
   if (sent_ > 0) {
     --sent_;
+    sent_packets_ -= e.packets;
   } else {
     if (cursor_pos_ != e.pos) return false;  // partly sent
     cursor_pos_ = e.pos + e.len;
-    ++c_.drop_unsent;
+    c_.drop_unsent += e.packets;
   }
-  ++(for_age ? c_.drop_age : c_.drop_full);
+  (for_age ? c_.drop_age : c_.drop_full) += e.packets;
   pop_front();
   return true;
 }
@@ -86,7 +108,7 @@ std::span<const std::uint8_t> ReplayBuffer::unsent() const {
 
 void ReplayBuffer::sent(std::size_t n) {
   cursor_pos_ += n;
-  while (sent_ < count_ && at(sent_).pos + at(sent_).len <= cursor_pos_) ++sent_;
+  while (sent_ < count_ && at(sent_).pos + at(sent_).len <= cursor_pos_) sent_packets_ += at(sent_++).packets;
 }
 
 bool ReplayBuffer::at_frame_boundary() const { return sent_ == count_ || at(sent_).pos == cursor_pos_; }
@@ -98,22 +120,23 @@ std::size_t ReplayBuffer::to_boundary() const {
 
 void ReplayBuffer::ack(std::uint64_t dsn) {
   while (sent_ > 0 && at(0).dsn <= dsn) {
+    c_.acked += at(0).packets;
+    sent_packets_ -= at(0).packets;
     pop_front();
     --sent_;
-    ++c_.acked;
   }
 }
 
 void ReplayBuffer::restart() {
   cursor_pos_ = front_pos();
-  sent_ = 0;
+  sent_ = sent_packets_ = 0;
 }
 
 void ReplayBuffer::resume_from(std::uint64_t peer_rx) {
   restart();
   while (count_ > 0 && at(0).dsn <= peer_rx) {
+    c_.acked += at(0).packets;
     pop_front();
-    ++c_.acked;
   }
   cursor_pos_ = front_pos();
 }
@@ -125,8 +148,8 @@ std::size_t ReplayBuffer::expire(std::int64_t now_ms, std::int64_t max_age_ms) {
 }
 
 void ReplayBuffer::clear() {
-  c_.drop_cleared += count_;
-  head_ = count_ = sent_ = 0;
+  c_.drop_cleared += packets_;
+  head_ = count_ = sent_ = packets_ = sent_packets_ = 0;
   cursor_pos_ = base_pos_ = tail_pos_;
 }
 

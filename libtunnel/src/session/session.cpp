@@ -29,6 +29,7 @@ Session::Session(asio::io_context& io, TunPort& tun, const SessionConfig& cfg, s
       filter_(std::move(filter)),
       live_(cfg.heartbeat, cfg.dead_interval, cfg.hold),
       tx_(std::max(cfg.buffer_bytes, 4 * (wire::kDataHeaderSize + cfg.mtu))),
+      writer_(cfg.compress),
       now_ms_(to_ms(Clock::now())) {
   // The receiver must hold the largest frame a peer may send, whatever our MTU.
   rb_cap_ = std::max(cfg_.recv_buffer_bytes, 2 * (wire::kDataHeaderSize + wire::kMaxPacket));
@@ -48,7 +49,7 @@ void Session::attach(asio::ip::tcp::socket sock, std::span<const std::uint8_t> e
   ++generation_;
   if (c_.connections++ > 0) ++c_.resumes;
   tx_.resume_from(peer_rx);
-  c_.replayed += tx_.unsent_frames();
+  c_.replayed += tx_.unsent_packets();
   backlog_ = tx_.unsent_bytes();  // the replay may exceed the send queue; new packets still get theirs
   const std::size_t n = std::min(early.size(), rb_cap_);
   std::memcpy(rb_.get(), early.data(), n);
@@ -155,18 +156,29 @@ bool Session::enqueue(std::span<const std::uint8_t> pkt) {
       return false;
     }
   }
-  std::uint8_t* p = tx_.prepare(wire::kDataHeaderSize + pkt.size());
-  if (!p) {
-    ++c_.drop_queue_full;
-    return false;
+  // Into the last frame while it waits unsent and has room (the writer
+  // began it: every frame comes from here); else a frame of its own.
+  const std::size_t frame_cap = std::min(cfg_.batch_bytes, wire::kDataHeaderSize + wire::kMaxPacket);
+  std::uint8_t* frame = nullptr;
+  if (tx_.tail_open() && tx_.tail_len() + pkt.size() <= frame_cap) frame = tx_.extend_tail(pkt.size());
+  if (frame) {
+    const std::size_t n = writer_.append(frame, tx_.tail_len(), pkt);
+    if (n < pkt.size()) ++c_.tx_compressed;
+    tx_.extend_commit(n, next_dsn_++);
+  } else {
+    frame = tx_.prepare(wire::kDataHeaderSize + pkt.size());
+    if (!frame) {
+      ++c_.drop_queue_full;
+      return false;
+    }
+    tx_.commit(writer_.begin(frame, next_dsn_, pkt), next_dsn_, now_ms_);
+    ++next_dsn_;
+    ++c_.tx_frames;
   }
-  wire::encode_data_header(p, next_dsn_, pkt.size());
-  std::memcpy(p + wire::kDataHeaderSize, pkt.data(), pkt.size());
-  tx_.commit(wire::kDataHeaderSize + pkt.size(), next_dsn_++, now_ms_);
   ++c_.tx_packets;
   c_.tx_bytes += pkt.size();
   if (!sock_ || tx_.unsent_bytes() > cfg_.send_queue_bytes)
-    c_.peak_buffered = std::max<std::uint64_t>(c_.peak_buffered, tx_.unsent_frames());
+    c_.peak_buffered = std::max<std::uint64_t>(c_.peak_buffered, tx_.unsent_packets());
   const bool first = !flush_pending_;
   flush_pending_ = true;
   return first;
@@ -272,6 +284,30 @@ bool Session::tick(Clock::time_point now) {
 
 // ---------------------------------------------------------------- receive
 
+// One packet of a DATA frame. A packet the reader rebuilt lives until its
+// second next() call after; the TUN port holds the last packet written until
+// the next write() or flush(). So a packet not written flushes the port, or
+// the reader could overwrite what the port still holds.
+void Session::deliver(std::uint64_t dsn, std::span<const std::uint8_t> pkt) {
+  if (rx_started_ && dsn <= rx_last_) {
+    ++c_.rx_duplicates;
+    tun_.flush();
+    return;
+  }
+  if (rx_started_ && dsn > rx_last_ + 1) c_.rx_missing += dsn - rx_last_ - 1;
+  rx_started_ = true;
+  rx_last_ = dsn;
+  ++c_.rx_packets;
+  c_.rx_bytes += pkt.size();
+  rx_unacked_bytes_ += pkt.size();
+  if (filter_ && !filter_(pkt)) {
+    ++c_.drop_spoofed;
+    tun_.flush();
+    return;
+  }
+  tun_.write(pkt);
+}
+
 void Session::wait_readable() {
   if (!sock_) return;
   sock_->async_wait(asio::socket_base::wait_read, [this, gen = generation_](const boost::system::error_code& ec) {
@@ -344,21 +380,9 @@ bool Session::parse_frames(std::size_t& off) {
 bool Session::handle_frame(const wire::Frame& f) {
   switch (f.type) {
     case wire::FrameType::data: {
-      if (rx_started_ && f.dsn <= rx_last_) {
-        ++c_.rx_duplicates;
-        return true;
-      }
-      if (rx_started_ && f.dsn > rx_last_ + 1) c_.rx_missing += f.dsn - rx_last_ - 1;
-      rx_started_ = true;
-      rx_last_ = f.dsn;
-      ++c_.rx_packets;
-      c_.rx_bytes += f.body.size();
-      rx_unacked_bytes_ += f.body.size();
-      if (filter_ && !filter_(f.body)) {
-        ++c_.drop_spoofed;
-        return true;
-      }
-      tun_.write(f.body);
+      reader_.start(f.body);
+      std::uint64_t dsn = f.dsn;
+      for (auto pkt = reader_.next(); !pkt.empty(); pkt = reader_.next()) deliver(dsn++, pkt);
       return true;
     }
     case wire::FrameType::ack: {
