@@ -3,6 +3,7 @@
 #include "options.hpp"
 
 #include <tunnel/log.hpp>
+#include <tunnel/wire.hpp>
 
 #include <CLI/CLI.hpp>
 
@@ -150,7 +151,8 @@ int main(int argc, char** argv) {
       "tunneld: carries UDP over a multipath TCP (MPTCP) tunnel between a CPE (client) with several\n"
       "WAN paths and an aggregation gateway (server). Packets enter and leave through a TUN device."};
   app.require_subcommand(1);
-  app.set_version_flag("--version", "tunneld 0.2.0 (protocol 2)");
+  app.set_version_flag("--version", std::string("tunneld ") + TUNNELD_VERSION + " (protocol " +
+                                         std::to_string(tunnel::wire::kVersion) + ")");
 
   tunneld::ServerOptions so;
   tunneld::ClientOptions co;
