@@ -68,5 +68,5 @@ $TB exec lan "$PROBE" send --to 198.18.20.2:9100 --count 1000 --size 64-1472 --r
 wait $rp || true
 tail -n 1 "$WORK/probe.json" | jq -r '"  integrity (lan -> inet, 1000 datagrams of 64..1472 bytes): received \(.received), intact \(.unique), corrupt \(.corrupt), duplicates \(.duplicates), lost \(.lost); one-way latency p50 \(.lat_p50_ms) ms, p99 \(.lat_p99_ms) ms"'
 for h in cpe gw; do
-  st $h | jq -r --arg h "$h" '.counters | "  \($h) counters: sent \(.tx_packets), received \(.rx_packets), dropped: queue-full \(.drop_queue_full), non-UDP \(.drop_non_udp), buffer-full \(.drop_buffer_full), replayed \(.replayed), TUN write \(.drop_tun_write)"'
+  st $h | jq -r --arg h "$h" '.counters | "  \($h) counters: sent \(.tx_packets) in \(.tx_frames) frames (\(.tx_compressed) compressed), received \(.rx_packets), dropped: queue-full \(.drop_queue_full), non-UDP \(.drop_non_udp), buffer-full \(.drop_buffer_full), replayed \(.replayed), TUN write \(.drop_tun_write)"'
 done
