@@ -3,6 +3,7 @@
 // be undone, and malformed records are refused before a packet is used.
 #include <tunnel/data_frame.hpp>
 #include <tunnel/ip_packet.hpp>
+#include <tunnel/udp_gso.hpp>
 #include <tunnel/wire.hpp>
 
 #include <gtest/gtest.h>
@@ -341,4 +342,28 @@ TEST(DataFrame, MalformedRecordsAreRefused) {
   f.insert(f.end(), tail.begin(), tail.end());
   EXPECT_EQ(parse_status(with_body(f)), w::ParseStatus::bad_packet);
   EXPECT_EQ(w::count_records({}), 0u);
+}
+
+// The receiver hands rebuilt packets straight to the TUN's GSO coalescer,
+// which may hold them past the reader's next call: a run of one flow must
+// still join into one GSO write, as the same packets do when they arrive
+// whole. The run starts at a rebuilt packet (as after a flush mid-frame),
+// whose memory the reader reuses two calls later.
+TEST(DataFrame, RebuiltRunJoinsIntoOneGsoWrite) {
+  const auto pkts = one_flow(41, 64);
+  const Built b = build(pkts);
+  ASSERT_EQ(b.compressed, 40u);
+  const auto r = w::parse_frame(b.frame, {});
+  ASSERT_EQ(r.status, w::ParseStatus::ok);
+  w::DataReader rd;
+  rd.start(r.frame.body);
+  ASSERT_EQ(rd.next().size(), pkts[0].size());  // the full first record, not offered
+  tunnel::gso::UdpCoalescer co;
+  std::size_t offered = 0;
+  for (auto p = rd.next(); !p.empty(); p = rd.next()) {
+    EXPECT_TRUE(co.add(p)) << "packet " << offered + 1 << " did not join the run";
+    ++offered;
+  }
+  EXPECT_EQ(offered, 40u);
+  EXPECT_EQ(co.count(), 40u);
 }

@@ -38,7 +38,9 @@ class UdpCoalescer {
  public:
   UdpCoalescer();
 
-  // Offers one well-formed IP packet, which must stay valid until emit().
+  // Offers one well-formed IP packet. It must stay valid until the next add()
+  // or emit(): the first packet of a batch is held uncopied until a second
+  // joins, then copied; no other packet is read after its add().
   // Returns false when it cannot join the pending batch: the caller emits the
   // batch and offers the packet again (an empty coalescer takes anything).
   bool add(std::span<const std::uint8_t> pkt);
@@ -55,7 +57,7 @@ class UdpCoalescer {
   void append_payload(std::span<const std::uint8_t> pkt);
 
   std::unique_ptr<std::uint8_t[]> buf_;  // the GSO packet under construction
-  std::span<const std::uint8_t> first_;  // the first packet, not yet copied
+  std::span<const std::uint8_t> first_;  // the first packet: the caller's until a second joins, then buf_
   VnetHdr hdr_{};
   std::size_t count_ = 0;
   std::size_t len_ = 0;        // bytes in buf_

@@ -67,9 +67,10 @@ bool UdpCoalescer::add(std::span<const std::uint8_t> p) {
     return true;
   }
   if (!compatible(p)) return false;
-  if (count_ == 1) {  // the second packet: now copy the first
+  if (count_ == 1) {  // the second packet: now copy the first, and compare with the copy from here on
     std::memcpy(buf_.get(), first_.data(), first_.size());
     len_ = first_.size();
+    first_ = {buf_.get(), len_};
   }
   append_payload(p);
   return true;
