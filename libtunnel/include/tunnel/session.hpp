@@ -10,9 +10,10 @@
 // So packets share a frame exactly when they wait: those of one TUN read
 // batch, and those queued behind a busy socket. flush() sends from the
 // buffer's cursor, with pending control frames (ACK, HEARTBEAT) slipped in
-// only between whole DATA frames. While connected, more than `send_queue_bytes` of unsent data means
-// the tunnel cannot keep up: new packets are dropped and counted, which keeps
-// the added latency bounded, unless the socket has taken nothing, or the peer
+// only between whole DATA frames. While connected, more than
+// `send_queue_bytes` of unsent data means the tunnel cannot keep up: new
+// packets are dropped and counted, which keeps the added latency bounded,
+// unless the socket has taken nothing, or the peer
 // acknowledged nothing, for `stall_after` (a stalled connection is treated
 // like an outage). While
 // disconnected, packets are kept up to the buffer's byte and age limits
@@ -21,9 +22,9 @@
 // Receive (tunnel -> TUN): every whole frame is parsed and validated; each
 // packet of a DATA frame (rebuilt if compressed) whose dsn was already
 // delivered is a duplicate and dropped; the rest are written to the TUN
-// unchanged, after the optional source check. The
-// receiver acknowledges cumulatively (ACK frames) on each tick and after every
-// MiB, so the sender can release its buffer.
+// unchanged, after the optional source check. The receiver acknowledges
+// cumulatively (ACK frames) on each tick and after every MiB, so the sender
+// can release its buffer.
 //
 // Resume: attach() is told the last dsn the peer received; the buffer drops
 // what that covers and the rest is sent again, in order.
