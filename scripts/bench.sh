@@ -7,18 +7,22 @@
 # sender, both daemons and the receiver share the cores and single runs vary;
 # it prints every round and the median ratio. Needs root and a build.
 #
-#   sudo ./scripts/bench.sh [--seconds N] [--rounds R] [--json FILE]
+#   sudo ./scripts/bench.sh [--seconds N] [--rounds R] [--json FILE] [--tunnel-flags "FLAGS"]
+#     --tunnel-flags  extra flags for both tunneld ends, e.g.
+#                     "--batch-bytes 0 --no-header-compression" (version 2's bytes)
 set -euo pipefail
 ROOT="$(cd "$(dirname "$0")/.." && pwd)"
 SECS=4
 ROUNDS=3
 JSON_OUT=""
+FLAGS=""
 while (($#)); do
   case $1 in
     --seconds) SECS=$2; shift 2 ;;
     --rounds) ROUNDS=$2; shift 2 ;;
     --json) JSON_OUT=$2; shift 2 ;;
-    *) sed -n '2,11p' "$0"; exit 2 ;;
+    --tunnel-flags) FLAGS=$2; shift 2 ;;
+    *) sed -n '2,13p' "$0"; exit 2 ;;
   esac
 done
 ((SECS >= 1 && SECS <= 60)) || { echo "bench: --seconds must be 1..60" >&2; exit 2; }
@@ -45,9 +49,11 @@ run_iperf() {
 
 for _ in $(seq 50); do $TB exec lan bash -c "echo > /dev/tcp/198.18.20.2/5201" 2>/dev/null && break; sleep 0.1; done
 
-tunnel_up bench --log-level warn ${TUNNELD_FLAGS:-}
+# shellcheck disable=SC2086  # FLAGS is a list of flags
+tunnel_up bench --log-level warn $FLAGS
 
-printf 'UDP goodput at the receiver, iperf3 -u -b 0, %d s per run, profile fast (unshaped veth paths)\n' "$SECS"
+printf 'UDP goodput at the receiver, iperf3 -u -b 0, %d s per run, profile fast (unshaped veth paths)%s\n' "$SECS" \
+  "${FLAGS:+; tunneld $FLAGS}"
 printf '  %-6s %-9s %12s %12s %7s\n' round datagram "direct Mb/s" "tunnel Mb/s" ratio
 rows=()
 for r in $(seq "$ROUNDS"); do
