@@ -241,12 +241,13 @@ int main(int argc, char** argv) {
   } catch (const CLI::Success& e) {
     return app.exit(e);
   } catch (const CLI::ParseError& e) {
-    std::cerr << "tunneld: " << e.what() << "\n\n";
-    CLI::App* shown = &app;
-    if (*srv) shown = srv;
-    if (*cli) shown = cli;
-    if (*st) shown = st;
-    std::cerr << shown->help();
+    // One line that names the problem, and where the flags are described: a
+    // page of help after it would bury the error in a service's log.
+    std::string cmd = "tunneld";
+    if (*srv) cmd += " server";
+    if (*cli) cmd += " client";
+    if (*st) cmd += " status";
+    std::cerr << "tunneld: " << e.what() << " (see '" << cmd << " --help')\n";
     return kExitUsage;
   }
 

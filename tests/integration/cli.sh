@@ -16,12 +16,13 @@ for f in --batch-bytes --no-header-compression --notsent-lowat --psk-file --path
   grep -q -- "$f" <<<"$help"; ok $? "client --help documents $f"
 done
 
-# expect_bad DESCRIPTION PATTERN ARGS...: exit 2, first line matches PATTERN.
+# expect_bad DESCRIPTION PATTERN ARGS...: exit 2 and one line that matches PATTERN.
 expect_bad() {
-  local what=$1 pat=$2 rc first; shift 2
+  local what=$1 pat=$2 rc first lines; shift 2
   first=$("$T" "$@" 2>&1 </dev/null | head -n 1)
   "$T" "$@" >/dev/null 2>&1 </dev/null; rc=$?
-  [[ $rc == 2 && $first =~ $pat ]]; ok $? "$what: exit $rc, '$first'"
+  lines=$("$T" "$@" 2>&1 </dev/null | wc -l)
+  [[ $rc == 2 && $first =~ $pat && $lines == 1 ]]; ok $? "$what: exit $rc, $lines line: '$first'"
 }
 base=(client --server 192.0.2.1:7000 --tun cli0 --path wan0 --prefix 10.0.0.0/24 --insecure-no-auth)
 expect_bad "unknown flag" "--bogus" "${base[@]}" --bogus
