@@ -47,7 +47,8 @@ void add_common(CLI::App* app, tunneld::CommonOptions& o, Raw& raw) {
   app->add_option("--send-queue", send_queue,
                   "Unsent bytes allowed per session while connected; beyond it new packets are dropped and "
                   "counted (kept instead when the socket took nothing, or the peer acknowledged nothing, "
-                  "for 500 ms: a stall, not overload)")
+                  "for 500 ms: a stall, not overload). What a stall kept, or a resume replays, does not count "
+                  "against it until sent")
       ->default_str("262144");
   app->add_option("--notsent-lowat", lowat, "TCP_NOTSENT_LOWAT of the MPTCP socket in bytes (0: kernel default)")
       ->default_str("131072");

@@ -4,6 +4,7 @@
 #include <tunnel/handshake.hpp>
 #include <tunnel/liveness.hpp>
 #include <tunnel/replay_buffer.hpp>
+#include <tunnel/send_queue.hpp>
 
 #include <gtest/gtest.h>
 
@@ -271,6 +272,78 @@ TEST(ReplayBuffer, ClearCountsEverything) {
 }
 
 // ------------------------------------------------------------ Liveness
+
+// ------------------------------------------------------------ SendQueue
+
+// Offers packet `d` of `len` bytes the way the session does; true when queued.
+bool offer(SendQueue& q, ReplayBuffer& rb, std::uint64_t d, bool stalled, std::size_t len = 1000) {
+  const SendQueue::Admit a = q.admit(rb, [stalled] { return stalled; });
+  if (a == SendQueue::Admit::drop) return false;
+  EXPECT_TRUE(put(rb, d, len));
+  if (a == SendQueue::Admit::keep) q.exempt_all(rb);
+  return true;
+}
+
+// A packet is refused when the bytes already unsent exceed the limit (plus
+// what is exempt), so the queue may end one packet over it.
+TEST(SendQueue, HoldsTheLimitWhileDataMoves) {
+  ReplayBuffer rb(1 << 20);
+  SendQueue q(3000);
+  bool asked = false;
+  for (std::uint64_t d = 1; d <= 4; ++d) {
+    EXPECT_EQ(q.admit(rb, [&] { return asked = true; }), SendQueue::Admit::take) << d;
+    ASSERT_TRUE(put(rb, d, 1000));
+  }
+  EXPECT_FALSE(asked);  // never over the limit: the stall rule (a clock read) is not asked
+  EXPECT_FALSE(offer(q, rb, 5, false));
+  rb.sent(2000);
+  EXPECT_TRUE(offer(q, rb, 5, false));
+  EXPECT_TRUE(offer(q, rb, 6, false));
+  EXPECT_FALSE(offer(q, rb, 7, false));
+}
+
+// After a resume the replay may exceed the limit and new packets still get
+// the whole limit behind it; once the replay is sent, the limit holds again
+// even though the queue never emptied (a tunnel that stays overloaded).
+TEST(SendQueue, AResumesReplayIsExemptUntilSent) {
+  ReplayBuffer rb(1 << 20);
+  SendQueue q(3000);
+  for (std::uint64_t d = 1; d <= 10; ++d) ASSERT_TRUE(put(rb, d, 1000));
+  rb.restart();
+  q.exempt_all(rb);  // 10000 bytes of replay
+  EXPECT_EQ(q.exempt(rb), 10000u);
+  std::uint64_t d = 11;
+  for (; d <= 14; ++d) EXPECT_TRUE(offer(q, rb, d, false)) << "packet " << d << " dropped behind the replay";
+  EXPECT_FALSE(offer(q, rb, d, false));  // 4000 behind the replay
+  rb.sent(4000);                         // part of the replay went out
+  EXPECT_EQ(q.exempt(rb), 6000u);
+  EXPECT_FALSE(offer(q, rb, d, false));  // still 4000 behind what is left of it
+  rb.sent(6000);                         // the rest: nothing exempt, 4000 unsent
+  EXPECT_EQ(q.exempt(rb), 0u);
+  EXPECT_FALSE(offer(q, rb, d, false));
+  rb.sent(1000);
+  EXPECT_TRUE(offer(q, rb, d, false));
+}
+
+// Everything a stall kept is exempt the same way: when data moves again,
+// packets arriving behind it get the whole limit.
+TEST(SendQueue, WhatAStallKeptIsExemptUntilSent) {
+  ReplayBuffer rb(1 << 20);
+  SendQueue q(3000);
+  std::uint64_t d = 1;
+  for (; d <= 4; ++d) EXPECT_TRUE(offer(q, rb, d, false));
+  EXPECT_FALSE(offer(q, rb, d, false));  // over the limit, data moving: dropped
+  for (; d <= 10; ++d) EXPECT_TRUE(offer(q, rb, d, true)) << "packet " << d << " dropped in the stall";
+  EXPECT_EQ(q.exempt(rb), 10000u);
+  rb.sent(500);  // data moves again
+  for (int i = 0; i < 4; ++i, ++d) EXPECT_TRUE(offer(q, rb, d, false)) << "packet " << d << " dropped after the stall";
+  EXPECT_FALSE(offer(q, rb, d, false));  // the limit behind the backlog is used up
+  rb.sent(9500);                         // the backlog is out: 4000 unsent, nothing exempt
+  EXPECT_EQ(q.exempt(rb), 0u);
+  EXPECT_FALSE(offer(q, rb, d, false));
+  rb.sent(1000);
+  EXPECT_TRUE(offer(q, rb, d, false));
+}
 
 TEST(Liveness, HeartbeatAndDeadIntervalUnderAFakeClock) {
   using T = Liveness::Clock::time_point;

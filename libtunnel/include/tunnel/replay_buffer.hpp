@@ -78,6 +78,8 @@ class ReplayBuffer {
   std::size_t packets() const { return packets_; }
   std::size_t bytes() const { return static_cast<std::size_t>(tail_pos_ - front_pos()); }
   std::size_t unsent_bytes() const { return static_cast<std::size_t>(tail_pos_ - cursor_pos_); }
+  std::uint64_t sent_pos() const { return cursor_pos_; }  // stream position of the next byte to send
+  std::uint64_t end_pos() const { return tail_pos_; }     // stream position after the last frame
   std::size_t unsent_packets() const { return packets_ - sent_packets_; }  // in frames not wholly sent
   std::size_t unacked_sent_frames() const { return sent_; }
   std::uint64_t front_dsn() const;  // the first frame's last dsn; 0 when empty

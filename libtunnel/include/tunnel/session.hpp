@@ -13,11 +13,12 @@
 // only between whole DATA frames. While connected, more than
 // `send_queue_bytes` of unsent data means the tunnel cannot keep up: new
 // packets are dropped and counted, which keeps the added latency bounded,
-// unless the socket has taken nothing, or the peer
-// acknowledged nothing, for `stall_after` (a stalled connection is treated
-// like an outage). While
-// disconnected, packets are kept up to the buffer's byte and age limits
-// (oldest dropped first, counted) for replay.
+// unless the socket has taken nothing, or the peer acknowledged nothing, for
+// `stall_after` (a stalled connection is treated like an outage). What a
+// stall kept, like a resume's replay, does not count against the send queue
+// once data moves again: new packets get the whole send queue behind it until
+// it has been sent. While disconnected, packets are kept up to the buffer's
+// byte and age limits (oldest dropped first, counted) for replay.
 //
 // Receive (tunnel -> TUN): every whole frame is parsed and validated; each
 // packet of a DATA frame (rebuilt if compressed) whose dsn was already
@@ -33,6 +34,7 @@
 #include <tunnel/data_frame.hpp>
 #include <tunnel/liveness.hpp>
 #include <tunnel/replay_buffer.hpp>
+#include <tunnel/send_queue.hpp>
 #include <tunnel/tun_port.hpp>
 #include <tunnel/wire.hpp>
 
@@ -171,9 +173,10 @@ class Session {
   bool write_armed_ = false;
   Clock::time_point write_wait_since_{};
   bool flush_pending_ = false;
-  std::size_t backlog_ = 0;  // replayed bytes still unsent, on top of the send queue limit
+
 
   ReplayBuffer tx_;
+  SendQueue queue_;  // admission while connected: cfg_.send_queue_bytes, a resume's or a stall's backlog exempt
   wire::DataWriter writer_;  // builds the replay buffer's last frame
   std::int64_t now_ms_;  // frame timestamps for --buffer-age: set every tick, not read per packet
   std::uint64_t next_dsn_ = 1;

@@ -29,6 +29,7 @@ Session::Session(asio::io_context& io, TunPort& tun, const SessionConfig& cfg, s
       filter_(std::move(filter)),
       live_(cfg.heartbeat, cfg.dead_interval, cfg.hold),
       tx_(std::max(cfg.buffer_bytes, 4 * (wire::kDataHeaderSize + cfg.mtu))),
+      queue_(cfg.send_queue_bytes),
       writer_(cfg.compress),
       now_ms_(to_ms(Clock::now())) {
   // The receiver must hold the largest frame a peer may send, whatever our MTU.
@@ -50,7 +51,7 @@ void Session::attach(asio::ip::tcp::socket sock, std::span<const std::uint8_t> e
   if (c_.connections++ > 0) ++c_.resumes;
   tx_.resume_from(peer_rx);
   c_.replayed += tx_.unsent_packets();
-  backlog_ = tx_.unsent_bytes();  // the replay may exceed the send queue; new packets still get theirs
+  queue_.exempt_all(tx_);  // the replay may exceed the send queue; new packets still get theirs
   const std::size_t n = std::min(early.size(), rb_cap_);
   std::memcpy(rb_.get(), early.data(), n);
   rlen_ = n;
@@ -146,12 +147,15 @@ bool Session::enqueue(std::span<const std::uint8_t> pkt) {
   // are dropped to bound the latency. If the socket took nothing, or the
   // peer acknowledged nothing, for cfg_.stall_after, the connection is
   // stalled (a path died under MPTCP and its data waits for reinjection):
-  // keep packets, like during an outage.
-  if (sock_ && tx_.unsent_bytes() > cfg_.send_queue_bytes + backlog_) {
-    const auto now = Clock::now();
-    const bool stalled = (write_armed_ && now - write_wait_since_ > cfg_.stall_after) ||
-                         live_.ack_stalled(now, cfg_.stall_after);
-    if (!stalled) {
+  // packets are kept, like during an outage, and what the stall kept does
+  // not count against the send queue once data moves again (send_queue.hpp).
+  SendQueue::Admit admit = SendQueue::Admit::take;
+  if (sock_) {
+    admit = queue_.admit(tx_, [this] {
+      const auto now = Clock::now();
+      return (write_armed_ && now - write_wait_since_ > cfg_.stall_after) || live_.ack_stalled(now, cfg_.stall_after);
+    });
+    if (admit == SendQueue::Admit::drop) {
       ++c_.drop_queue_full;
       return false;
     }
@@ -175,6 +179,7 @@ bool Session::enqueue(std::span<const std::uint8_t> pkt) {
     ++next_dsn_;
     ++c_.tx_frames;
   }
+  if (admit == SendQueue::Admit::keep) queue_.exempt_all(tx_);
   ++c_.tx_packets;
   c_.tx_bytes += pkt.size();
   if (!sock_ || tx_.unsent_bytes() > cfg_.send_queue_bytes)
@@ -243,7 +248,6 @@ void Session::flush() {
     if (ctl_off_ == ctl_len_) ctl_off_ = ctl_len_ = 0;
     if (ww) tx_.sent(ww);
   }
-  backlog_ = std::min(backlog_, tx_.unsent_bytes());
   if (!had_unacked && tx_.unacked_sent_frames() > 0) live_.on_unacked(Clock::now());
 }
 
