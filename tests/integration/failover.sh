@@ -22,9 +22,12 @@ install_routing || { not_ok "policy routing"; finish; }
 # scenario NAME MAX_LOST ACTIONS...: ACTIONS is a list of
 # "SECONDS:testbed-set-args" run during the stream; every path is restored to
 # the profile afterwards.
+# The receiver waits up to 8 s for the next datagram: longer than the replay
+# buffer keeps a packet (--buffer-age 5 s), so a long outage is measured as a
+# gap, and what never came back as lost.
 scenario() {
   local name=$1 max_lost=$2; shift 2
-  $TB exec inet "$UDP_PROBE" recv --bind 0.0.0.0:9500 --count 8000 --idle-timeout 4000 --max-time 30000 \
+  $TB exec inet "$UDP_PROBE" recv --bind 0.0.0.0:9500 --count 8000 --idle-timeout 8000 --max-time 30000 \
     >"$WORK/fo.json" &
   local rp=$!
   for _ in $(seq 50); do grep -q ready "$WORK/fo.json" 2>/dev/null && break; sleep 0.05; done
