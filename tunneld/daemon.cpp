@@ -220,6 +220,18 @@ void log_subflow_event(const tunnel::netlink::PmEventMsg& ev, const std::string&
                  ev.ifindex, ev.error);
 }
 
+// Socket options of an established tunnel connection (--notsent-lowat,
+// --congestion, --socket-rcvbuf); problems are logged, the connection is used
+// anyway.
+void tune_connection(int fd, const CommonOptions& o, const std::string& who) {
+  if (auto ec = tunnel::tune_socket(fd, {true, o.notsent_lowat, o.congestion, o.socket_rcvbuf}))
+    spdlog::warn("{}: socket options: {}", who, ec.message());
+  const int got = tunnel::socket_rcvbuf(fd);
+  if (o.socket_rcvbuf && got >= 0 && static_cast<std::size_t>(got) < 2 * o.socket_rcvbuf)
+    spdlog::warn("{}: receive buffer {} bytes, asked for {} (no CAP_NET_ADMIN, and net.core.rmem_max is lower)", who,
+                 got / 2, o.socket_rcvbuf);
+}
+
 // After a subflow closed: a connection left with no established subflow
 // cannot carry anything, though the kernel keeps its socket open. Ends it so
 // the session reconnects now instead of after the dead interval.
@@ -421,8 +433,7 @@ class Server {
     else
       spdlog::info("CPE '{}' from {}: new session {:016x}{}", cpe->id, cpe->remote, sid,
                    hello->resume_session ? fmt::format(" (session {:016x} was not held)", hello->resume_session) : "");
-    if (auto ec = tunnel::tune_socket(cpe->session->socket_fd(), {true, o_.notsent_lowat, o_.congestion}))
-      spdlog::warn("socket options: {}", ec.message());
+    tune_connection(cpe->session->socket_fd(), o_, "CPE '" + cpe->id + "'");
     cpe->session->token = tunnel::connection_stats(cpe->session->socket_fd()).token;
     cpe->watch.check(cpe->session->socket_fd(), "CPE '" + cpe->id + "'");
   }
@@ -696,8 +707,7 @@ class Client {
     else
       spdlog::info("session {:016x} established with {}{}", ack->session_id, ep_str(o_.server),
                    attempts_before ? fmt::format(" after {} failed attempts", attempts_before) : "");
-    if (auto ec = tunnel::tune_socket(session_->socket_fd(), {true, o_.notsent_lowat, o_.congestion}))
-      spdlog::warn("socket options: {}", ec.message());
+    tune_connection(session_->socket_fd(), o_, "tunnel");
     session_->token = tunnel::connection_stats(session_->socket_fd()).token;
     watch_ = {};
     watch_.check(session_->socket_fd(), "tunnel");

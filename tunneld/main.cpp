@@ -19,7 +19,7 @@ constexpr int kExitUsage = 2;
 // Flag values that need converting after parsing, per role.
 struct Raw {
   std::vector<std::string> tun_addrs;
-  std::string send_queue, lowat, buffer_bytes, batch_bytes;
+  std::string send_queue, lowat, buffer_bytes, batch_bytes, rcvbuf;
   unsigned stats_ms = 5000, heartbeat_ms = 1000, dead_ms = 3000, buffer_age_ms = 5000, hold_ms = 30000;
 };
 
@@ -52,6 +52,11 @@ void add_common(CLI::App* app, tunneld::CommonOptions& o, Raw& raw) {
       ->default_str("262144");
   app->add_option("--notsent-lowat", lowat, "TCP_NOTSENT_LOWAT of the MPTCP socket in bytes (0: kernel default)")
       ->default_str("131072");
+  app->add_option("--socket-rcvbuf", raw.rcvbuf,
+                  "SO_RCVBUF of the MPTCP connection in bytes, fixed (0: kernel autotuning). Autotuning starts "
+                  "at 128 KiB, and a loss on one path early in a connection could fill that with data "
+                  "behind the hole and hang the connection in the kernel until the dead interval")
+      ->default_str("4194304");
   app->add_option("--batch-bytes", raw.batch_bytes,
                   "Largest DATA frame that packets may share (one header for all; 0: one packet a frame). "
                   "Packets share a frame only when they wait together: read from the TUN in one batch, or "
@@ -124,6 +129,9 @@ void finish_common(tunneld::CommonOptions& o, const Raw& raw) {
     o.send_queue_bytes = parse_size(raw.send_queue, "--send-queue", 16 * 1024, 64u << 20);
   if (!raw.lowat.empty())
     o.notsent_lowat = static_cast<unsigned>(parse_size(raw.lowat, "--notsent-lowat", 0, 64u << 20));
+  if (!raw.rcvbuf.empty()) o.socket_rcvbuf = parse_size(raw.rcvbuf, "--socket-rcvbuf", 0, 512u << 20);
+  if (o.socket_rcvbuf && o.socket_rcvbuf < 64 * 1024)
+    throw CLI::ValidationError("--socket-rcvbuf", "must be 0 (autotuning) or at least 65536");
   if (!raw.batch_bytes.empty()) o.batch_bytes = parse_size(raw.batch_bytes, "--batch-bytes", 0, 65535);
   if (!raw.buffer_bytes.empty())
     o.buffer_bytes = parse_size(raw.buffer_bytes, "--buffer-bytes", 64 * 1024, std::size_t{1} << 30);

@@ -21,6 +21,7 @@ struct CommonOptions {
   bool tun_offload = true;
   std::size_t send_queue_bytes = 256 * 1024;
   unsigned notsent_lowat = 128 * 1024;
+  std::size_t socket_rcvbuf = 4u << 20;        // SO_RCVBUF of the tunnel connection; 0: kernel autotuning
   std::string congestion;                      // empty: the system default
   std::size_t batch_bytes = 8192;              // DATA frame that packets may share; 0: one a frame
   bool header_compression = true;

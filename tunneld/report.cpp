@@ -73,7 +73,8 @@ std::string session_json(const tunnel::SessionCounters& c, const tunnel::ReplayC
 
 std::string conn_json(const std::optional<tunnel::ConnectionStats>& cs) {
   if (!cs) return "null";
-  std::string s = fmt::format(R"({{"mptcp":{},"token":{},"subflows":{},"subflow":[)", cs->mptcp, cs->token, cs->subflows);
+  std::string s = fmt::format(R"({{"mptcp":{},"token":{},"rcvbuf":{},"subflows":{},"subflow":[)", cs->mptcp, cs->token,
+                              cs->rcvbuf, cs->subflows);
   for (std::size_t i = 0; i < cs->subflow.size(); ++i) {
     const auto& sf = cs->subflow[i];
     s += fmt::format(

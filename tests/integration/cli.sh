@@ -12,7 +12,7 @@ out=$("$T" --version 2>&1)
 [[ $out == "tunneld $VERSION (protocol 3)" ]]; ok $? "--version: '$out'"
 
 help=$("$T" client --help 2>&1)
-for f in --batch-bytes --no-header-compression --notsent-lowat --psk-file --path --prefix; do
+for f in --batch-bytes --no-header-compression --notsent-lowat --socket-rcvbuf --psk-file --path --prefix; do
   grep -q -- "$f" <<<"$help"; ok $? "client --help documents $f"
 done
 
@@ -29,6 +29,7 @@ expect_bad "unknown flag" "--bogus" "${base[@]}" --bogus
 expect_bad "--batch-bytes above 65535" "--batch-bytes.*70000" "${base[@]}" --batch-bytes 70000
 expect_bad "--batch-bytes not a number" "--batch-bytes.*abc" "${base[@]}" --batch-bytes abc
 expect_bad "--notsent-lowat above 64 MiB" "--notsent-lowat" "${base[@]}" --notsent-lowat 999999999
+expect_bad "--socket-rcvbuf below 64 KiB" "--socket-rcvbuf.*65536" "${base[@]}" --socket-rcvbuf 1000
 expect_bad "prefix length 33" "--prefix.*10.0.0.0/33" client --server 192.0.2.1:7000 --tun cli0 --path wan0 \
   --prefix 10.0.0.0/33 --insecure-no-auth
 expect_bad "no key and no --insecure-no-auth" "--psk-file" server --listen 192.0.2.1:7000 --tun cli0

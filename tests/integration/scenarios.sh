@@ -58,6 +58,18 @@ check "iperf3 uplink at 80%: goodput >= 95% of 12 Mbit/s ($(jq -r .goodput <<<"$
   test "$(jq -r '.goodput >= 11.4' <<<"$up")" = true
 check "iperf3 uplink: both paths carry traffic ($(jq -c .paths <<<"$up"))" \
   test "$(jq -r '(.paths | length) == 2 and all(.paths[]; .mbit >= 1)' <<<"$up")" = true
+# Both ends fix the connection's receive buffer (--socket-rcvbuf, default 4 MiB,
+# reported doubled). With the kernel's autotuning, one run in four to ten hung
+# at the start of the downlink run: a loss on LTE left a hole, the data behind
+# it filled the 128 KiB the buffer starts with, and the kernel stopped moving
+# data from the subflows, so nothing was readable until the dead interval
+# reconnected (docs/architecture.md, "Known limits").
+for h in cpe gw; do
+  st=$(status_json $h)
+  read -r rb res <<<"$(jq -r '"\(.sessions[0].connection.rcvbuf) \(.counters.resumes)"' <<<"$st")"
+  check "$h: the connection held through both runs on an 8 MiB receive buffer (rcvbuf $rb, resumes $res)" \
+    test "$rb" = 8388608 -a "$res" = 0
+done
 # ---- DNS
 $TB exec inet dnsmasq --no-daemon --no-resolv --no-hosts --user=root --bind-interfaces \
   --listen-address=198.18.20.2 --address=/example.test/198.18.20.99 --pid-file="$WORK/dnsmasq.pid" \

@@ -27,7 +27,24 @@ struct SocketTuning {
   unsigned notsent_lowat = 128 * 1024;
   // TCP_CONGESTION for the connection and its subflows; empty: the system's.
   std::string congestion;
+  // SO_RCVBUF of the connection and its subflows in bytes (the kernel doubles
+  // it for overhead); 0 leaves the kernel's autotuning. Set with
+  // SO_RCVBUFFORCE, so net.core.rmem_max does not cap it (CAP_NET_ADMIN;
+  // without it, SO_RCVBUF, capped).
+  //
+  // Why not autotuning: the MPTCP receive buffer starts at tcp_rmem[1]
+  // (128 KiB) and grows only as the application reads. A segment lost on one
+  // path early in a connection leaves a hole while the other path keeps
+  // delivering; with a 10 ms and a 40 ms path the data behind the hole filled
+  // the 128 KiB, and the kernel (6.18) then stopped moving data from the
+  // subflows into the connection, including the data that fills the hole.
+  // Nothing was readable again and the connection hung until the dead
+  // interval (docs/architecture.md, "Known limits").
+  std::size_t rcvbuf = 0;
 };
+
+// The connection's SO_RCVBUF as the kernel reports it (twice what was set).
+int socket_rcvbuf(int fd);
 
 // Applies `t`; returns the first error (the socket stays usable).
 std::error_code tune_socket(int fd, const SocketTuning& t);
@@ -46,6 +63,7 @@ struct ConnectionStats {
   bool mptcp = false;      // false: fell back to plain TCP
   std::uint32_t token = 0; // MPTCP connection token (matches PM events)
   unsigned subflows = 0;   // established subflows, from MPTCP_TCPINFO
+  int rcvbuf = -1;         // SO_RCVBUF as the kernel reports it
   std::vector<SubflowStats> subflow;
 };
 

@@ -9,6 +9,7 @@
 
 #include <cerrno>
 #include <algorithm>
+#include <climits>
 #include <cstring>
 
 namespace tunnel {
@@ -48,7 +49,21 @@ std::error_code tune_socket(int fd, const SocketTuning& t) {
       ::setsockopt(fd, IPPROTO_TCP, TCP_CONGESTION, t.congestion.data(), static_cast<socklen_t>(t.congestion.size())) < 0 &&
       !first)
     first = {errno, std::generic_category()};
+  if (t.rcvbuf) {
+    const int v = static_cast<int>(std::min<std::size_t>(t.rcvbuf, INT_MAX / 2));
+    if (::setsockopt(fd, SOL_SOCKET, SO_RCVBUFFORCE, &v, sizeof v) < 0) {
+      if (errno == EPERM) set(SOL_SOCKET, SO_RCVBUF, v);  // no CAP_NET_ADMIN: capped by rmem_max
+      else if (!first) first = {errno, std::generic_category()};
+    }
+  }
   return first;
+}
+
+int socket_rcvbuf(int fd) {
+  int v = 0;
+  socklen_t len = sizeof v;
+  if (::getsockopt(fd, SOL_SOCKET, SO_RCVBUF, &v, &len) < 0) return -1;
+  return v;
 }
 
 bool is_mptcp(int fd) {
@@ -81,6 +96,7 @@ constexpr unsigned kMaxSubflows = 16;
 
 ConnectionStats connection_stats(int fd) {
   ConnectionStats cs;
+  cs.rcvbuf = socket_rcvbuf(fd);
   cs.mptcp = is_mptcp(fd);
   if (!cs.mptcp) return cs;
 
