@@ -24,7 +24,7 @@ namespace tunnel {
 
 class SendQueue {
  public:
-  enum class Admit { take, keep, drop };  // keep: taken in a stall; call kept() once queued
+  enum class Admit { take, keep, drop };  // keep: taken in a stall; call exempt_all() once queued
 
   explicit SendQueue(std::size_t limit) : limit_(limit) {}
 
