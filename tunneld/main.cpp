@@ -153,6 +153,18 @@ boost::asio::ip::tcp::endpoint endpoint_flag(const std::string& v, const char* f
   }
 }
 
+// --id, or the host name when empty; 1..64 printable ASCII characters.
+std::string checked_id(std::string id) {
+  if (id.empty()) {
+    char host[256] = {};
+    ::gethostname(host, sizeof host - 1);
+    id = host;
+  }
+  if (id.empty() || id.size() > 64 || std::any_of(id.begin(), id.end(), [](char c) { return c <= 0x20 || c >= 0x7f; }))
+    throw CLI::ValidationError("--id", "must be 1..64 printable ASCII characters without spaces");
+  return id;
+}
+
 }  // namespace
 
 int main(int argc, char** argv) {
@@ -161,6 +173,8 @@ int main(int argc, char** argv) {
       "WAN paths and an aggregation gateway (server). Packets enter and leave through a TUN device."};
   app.require_subcommand(1);
   app.set_version_flag("--version", std::string("tunneld ") + TUNNELD_VERSION + " (protocol " +
+                                         std::to_string(tunnel::wire::kVersion) + ", serves " +
+                                         std::to_string(tunnel::wire::kMinVersion) + ".." +
                                          std::to_string(tunnel::wire::kVersion) + ")");
 
   tunneld::ServerOptions so;
@@ -172,6 +186,7 @@ int main(int argc, char** argv) {
 
   auto* srv = app.add_subcommand("server", "Run the gateway end: listen for CPEs");
   srv->add_option("--listen", listen, "Address and port to listen on, ADDR:PORT or [ADDR6]:PORT")->required();
+  srv->add_option("--id", so.id, "This gateway's id, told to CPEs in the handshake (default: the host name)");
   srv->add_option("--max-cpes", so.max_cpes, "Most CPE sessions at once; more are refused with 'gateway full'")
       ->capture_default_str()
       ->check(CLI::Range(1u, 1000000u));
@@ -217,6 +232,7 @@ int main(int argc, char** argv) {
     if (*srv) {
       so.listen = endpoint_flag(listen, "--listen");
       so.handshake_timeout = std::chrono::milliseconds(handshake_ms);
+      so.id = checked_id(so.id);
       finish_common(so, sraw);
     } else if (*cli) {
       co.server = endpoint_flag(server, "--server");
@@ -230,14 +246,7 @@ int main(int argc, char** argv) {
           throw CLI::ValidationError("--prefix", e.what());
         }
       }
-      if (co.id.empty()) {
-        char host[256] = {};
-        ::gethostname(host, sizeof host - 1);
-        co.id = host;
-      }
-      if (co.id.empty() || co.id.size() > 64 ||
-          std::any_of(co.id.begin(), co.id.end(), [](char c) { return c <= 0x20 || c >= 0x7f; }))
-        throw CLI::ValidationError("--id", "must be 1..64 printable ASCII characters without spaces");
+      co.id = checked_id(co.id);
       finish_common(co, craw);
     } else if (*st && status_socket.empty()) {
       if (status_tun.empty()) throw CLI::ValidationError("status", "give --socket PATH or --tun NAME");

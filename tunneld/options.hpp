@@ -38,6 +38,7 @@ struct CommonOptions {
 
 struct ServerOptions : CommonOptions {
   boost::asio::ip::tcp::endpoint listen;
+  std::string id;                              // told to CPEs in the handshake; default: the host name
   unsigned max_cpes = 1024;
   unsigned max_pending = 64;
   std::chrono::milliseconds handshake_timeout{5000};

@@ -32,32 +32,8 @@ std::int64_t ms_since(Clock::time_point t) {
   return std::chrono::duration_cast<std::chrono::milliseconds>(Clock::now() - t).count();
 }
 
-void add_counters(tunnel::SessionCounters& a, const tunnel::SessionCounters& b) {
-  a.tx_packets += b.tx_packets;
-  a.tx_bytes += b.tx_bytes;
-  a.tx_frames += b.tx_frames;
-  a.tx_compressed += b.tx_compressed;
-  a.drop_queue_full += b.drop_queue_full;
-  a.replayed += b.replayed;
-  a.peak_buffered = std::max(a.peak_buffered, b.peak_buffered);
-  a.rx_packets += b.rx_packets;
-  a.rx_bytes += b.rx_bytes;
-  a.rx_duplicates += b.rx_duplicates;
-  a.rx_missing += b.rx_missing;
-  a.drop_spoofed += b.drop_spoofed;
-  a.acks_sent += b.acks_sent;
-  a.acks_received += b.acks_received;
-  a.heartbeats_sent += b.heartbeats_sent;
-  a.heartbeats_received += b.heartbeats_received;
-  a.drop_control += b.drop_control;
-  a.connections += b.connections;
-  a.resumes += b.resumes;
-  a.send_calls += b.send_calls;
-  for (std::size_t i = 0; i < a.proto_errors.size(); ++i) a.proto_errors[i] += b.proto_errors[i];
-}
-
 // The session counters as JSON members (no braces).
-std::string session_json(const tunnel::SessionCounters& c, const tunnel::ReplayCounters& r) {
+std::string session_json(const tunnel::LinkCounters& c, const tunnel::ReplayCounters& r) {
   return fmt::format(
       R"("tx_packets":{},"tx_bytes":{},"tx_frames":{},"tx_compressed":{},"drop_queue_full":{},"drop_buffer_full":{},)"
       R"("drop_buffer_age":{},)"
@@ -97,8 +73,8 @@ std::string prefixes_str(const std::vector<tunnel::Prefix>& ps, bool json) {
 }  // namespace
 
 void Totals::add(const tunnel::Session& session) {
-  add_counters(s, session.counters());
-  const auto& b = session.buffer().counters();
+  s += session.counters();
+  const auto b = session.replay_counters();
   r.drop_full += b.drop_full;
   r.drop_age += b.drop_age;
   r.drop_unsent += b.drop_unsent;
@@ -106,22 +82,43 @@ void Totals::add(const tunnel::Session& session) {
   r.acked += b.acked;
 }
 
-SessionReport SessionReport::of(const tunnel::Session& s, const std::string& id, const std::string& remote,
+SessionReport SessionReport::of(const tunnel::Session& s, const std::string& id,
                                 const std::vector<tunnel::Prefix>& prefixes) {
   SessionReport r;
-  r.cpe_id = id;
-  r.remote = remote;
-  r.prefixes = prefixes;
+  const auto& l0 = *s.links()[0];
+  r.cpe_id = id.empty() ? s.peer_id : id;
+  r.remote = l0.remote;
+  r.prefixes = prefixes.empty() ? s.prefixes : prefixes;
   r.session_id = s.id();
   r.connected = s.connected();
-  r.last_rx_ms_ago = s.connected() ? ms_since(s.liveness().last_rx()) : -1;
-  if (auto d = s.liveness().down_since(); d && !s.connected()) r.held_ms = ms_since(*d);
-  r.buffered_packets = s.buffer().packets();
-  r.buffered_bytes = s.buffer().bytes();
-  r.unsent_packets = s.buffer().unsent_packets();
+  const auto& live = l0.core().liveness();
+  r.last_rx_ms_ago = s.connected() ? ms_since(live.last_rx()) : -1;
+  if (auto d = live.down_since(); d && !s.connected()) r.held_ms = ms_since(*d);
+  for (const auto& l : s.links()) {
+    if (!l) continue;
+    ++r.links;
+    if (l->connected()) ++r.links_connected;
+    r.buffered_packets += l->core().buffer().packets();
+    r.buffered_bytes += l->core().buffer().bytes();
+    r.unsent_packets += l->core().buffer().unsent_packets();
+  }
   r.c = s.counters();
-  r.r = s.buffer().counters();
-  if (s.socket_fd() >= 0) r.conn = tunnel::connection_stats(s.socket_fd());
+  r.r = s.replay_counters();
+  if (l0.fd() >= 0) r.conn = tunnel::connection_stats(l0.fd());
+  return r;
+}
+
+Report Report::of(const tunnel::Node& n, const std::string& tun, const std::string& cpe_id,
+                  const std::vector<tunnel::Prefix>& prefixes) {
+  Report r(n.config().role, tun, std::string(n.state()), Clock::now() - n.started());
+  r.tun = n.tun_counters();
+  r.daemon = n.counters();
+  r.totals.s = n.retired();
+  r.totals.r = n.retired_replay();
+  n.for_each_session([&](const tunnel::Session& s) {
+    r.totals.add(s);
+    r.sessions.push_back(SessionReport::of(s, cpe_id, prefixes));
+  });
   return r;
 }
 
@@ -133,9 +130,11 @@ std::string Report::json() const {
     const auto& e = sessions[i];
     s += fmt::format(
         R"({}{{"id":"{}","session_id":"{:016x}","remote":"{}","prefixes":[{}],"state":"{}","last_rx_ms_ago":{},)"
-        R"("held_ms":{},"buffered_packets":{},"buffered_bytes":{},"unsent_packets":{},"connection":{},"counters":{{{}}}}})",
+        R"("held_ms":{},"links":{},"links_connected":{},"buffered_packets":{},"buffered_bytes":{},"unsent_packets":{},)"
+        R"("connection":{},"counters":{{{}}}}})",
         i ? "," : "", json_escape(e.cpe_id), e.session_id, json_escape(e.remote), prefixes_str(e.prefixes, true),
-        e.connected ? "connected" : (e.session_id ? "held" : "new"), e.last_rx_ms_ago, e.held_ms, e.buffered_packets,
+        e.connected ? "connected" : (e.session_id ? "held" : "new"), e.last_rx_ms_ago, e.held_ms, e.links,
+        e.links_connected, e.buffered_packets,
         e.buffered_bytes, e.unsent_packets, conn_json(e.conn), session_json(e.c, e.r));
   }
   const auto& d = daemon;

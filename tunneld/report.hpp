@@ -4,6 +4,7 @@
 
 #include <tunnel/address.hpp>
 #include <tunnel/mptcp_socket.hpp>
+#include <tunnel/node.hpp>
 #include <tunnel/session.hpp>
 #include <tunnel/tun_port.hpp>
 
@@ -21,23 +22,11 @@ namespace tunneld {
 std::string ep_str(const boost::asio::ip::tcp::endpoint& e);
 std::string json_escape(std::string_view s);
 
-// Counted by the daemon rather than by a session.
-struct DaemonCounters {
-  std::uint64_t handshake_failures = 0;  // connections refused during the handshake (any reason)
-  std::uint64_t auth_failures = 0;       // of those: wrong proof or unknown id
-  std::uint64_t handshake_timeouts = 0;  // of those: no HELLO in time
-  std::uint64_t rejected_pending = 0;    // closed at once: too many handshakes pending
-  std::uint64_t sessions_created = 0;
-  std::uint64_t sessions_closed = 0;     // ended by CLOSE
-  std::uint64_t sessions_expired = 0;    // not resumed within the hold time
-  std::uint64_t sessions_replaced = 0;   // the same CPE id started a new session
-  std::uint64_t drop_no_route = 0;       // TUN packet for no CPE's prefix
-  std::array<std::uint64_t, tunnel::wire::kParseStatusCount> proto_errors{};  // during handshakes
-};
+using DaemonCounters = tunnel::NodeCounters;
 
 // Sums of session counters: live sessions plus those already destroyed.
 struct Totals {
-  tunnel::SessionCounters s;
+  tunnel::LinkCounters s;
   tunnel::ReplayCounters r;
   void add(const tunnel::Session& session);
 };
@@ -50,11 +39,12 @@ struct SessionReport {
   std::int64_t last_rx_ms_ago = -1;   // since anything arrived from the peer
   std::int64_t held_ms = -1;          // since the connection was lost (-1: connected)
   std::size_t buffered_packets = 0, buffered_bytes = 0, unsent_packets = 0;
-  tunnel::SessionCounters c;
+  unsigned links = 0, links_connected = 0;
+  tunnel::LinkCounters c;
   tunnel::ReplayCounters r;
-  std::optional<tunnel::ConnectionStats> conn;
-  static SessionReport of(const tunnel::Session& s, const std::string& id, const std::string& remote,
-                          const std::vector<tunnel::Prefix>& prefixes);
+  std::optional<tunnel::ConnectionStats> conn;  // link 0's
+  // `id`, `prefixes`: empty takes the session's own (the gateway's view).
+  static SessionReport of(const tunnel::Session& s, const std::string& id, const std::vector<tunnel::Prefix>& prefixes);
 };
 
 struct Report {
@@ -68,6 +58,10 @@ struct Report {
   std::vector<SessionReport> sessions;
   std::string json() const;
   std::string text() const;
+  // Everything a node knows: its counters, its sessions (the CPE names its
+  // own with `cpe_id` and `prefixes`).
+  static Report of(const tunnel::Node& n, const std::string& tun, const std::string& cpe_id = {},
+                   const std::vector<tunnel::Prefix>& prefixes = {});
 };
 
 }  // namespace tunneld

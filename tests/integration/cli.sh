@@ -9,7 +9,10 @@ N=0 FAILED=0
 ok() { N=$((N + 1)); if [[ $1 == 0 ]]; then echo "ok $N - $2"; else echo "not ok $N - $2"; FAILED=1; fi; }
 
 out=$("$T" --version 2>&1)
-[[ $out == "tunneld $VERSION (protocol 3)" ]]; ok $? "--version: '$out'"
+[[ $out == "tunneld $VERSION (protocol 4, serves 3..4)" ]]; ok $? "--version: '$out'"
+
+help=$("$T" server --help 2>&1)
+grep -q -- "--id" <<<"$help"; ok $? "server --help documents --id"
 
 help=$("$T" client --help 2>&1)
 for f in --batch-bytes --no-header-compression --notsent-lowat --socket-rcvbuf --psk-file --path --prefix; do

@@ -114,8 +114,22 @@ TEST(Wire, RejectsBadVersionAtFirstByte) {
   f[0] = 2;  // version 2 carried one packet per DATA frame: refused
   EXPECT_EQ(parse(Bytes{1}).status, w::ParseStatus::bad_version);
   EXPECT_EQ(parse(Bytes{2}).status, w::ParseStatus::bad_version);
-  EXPECT_EQ(parse(Bytes{4}).status, w::ParseStatus::bad_version);
+  EXPECT_EQ(parse(Bytes{5}).status, w::ParseStatus::bad_version);
   EXPECT_EQ(parse(f).status, w::ParseStatus::bad_version);
+}
+
+TEST(Wire, AcceptsOnlyTheVersionsOfTheConnection) {
+  Bytes f = data_frame(1, ipv4_udp(40));
+  w::Limits v3;
+  v3.min_version = v3.max_version = 3;
+  EXPECT_EQ(parse(f, v3).status, w::ParseStatus::bad_version);  // a version 4 frame on a version 3 connection
+  f[0] = 3;
+  EXPECT_EQ(parse(f, v3).status, w::ParseStatus::ok);
+  EXPECT_EQ(parse(f, v3).frame.version, 3);
+  EXPECT_EQ(parse(f).status, w::ParseStatus::bad_version);      // and the other way round
+  w::Limits handshake;
+  handshake.min_version = w::kMinVersion;
+  EXPECT_EQ(parse(f, handshake).status, w::ParseStatus::ok);    // both during the handshake
 }
 
 TEST(Wire, RejectsUnknownType) {

@@ -61,6 +61,10 @@ class DataWriter {
   // frame's length field. Returns the bytes appended (at most pkt.size()).
   std::size_t append(std::uint8_t* frame, std::size_t frame_len, std::span<const std::uint8_t> pkt) noexcept;
 
+  // The version byte of frames begin() starts from now on (append() keeps
+  // the frame's own).
+  void set_version(std::uint8_t v) { version_ = v; }
+
   std::size_t packets() const { return records_; }
   std::size_t compressed() const { return compressed_; }  // of those, sent as compressed records
 
@@ -75,6 +79,7 @@ class DataWriter {
   std::size_t write_record(std::uint8_t* out, std::span<const std::uint8_t> pkt) noexcept;
 
   bool compress_;
+  std::uint8_t version_ = kVersion;
   std::array<Flow, kFlows> flows_{};
   std::size_t nflows_ = 0, victim_ = 0;
   std::size_t records_ = 0, compressed_ = 0;

@@ -6,9 +6,13 @@
 //      | <----- HELLO(id, prefixes, resume, client nonce, client proof) |
 //      | -- HELLO_ACK(session, resume point, server proof) -> |   or ERROR(reason)
 //
-// client proof = HMAC-SHA256(key, "tunneld/3 hello" | server nonce | HELLO body before the proof)
-// server proof = HMAC-SHA256(key, "tunneld/3 hello-ack" | client nonce | server nonce |
+// client proof = HMAC-SHA256(key, "tunneld/V hello" | server nonce | HELLO body before the proof)
+// server proof = HMAC-SHA256(key, "tunneld/V hello-ack" | client nonce | server nonce |
 //                                 HELLO_ACK body before the proof)
+// V is the connection's protocol version. The gateway sends CHALLENGE in
+// version 3's header with the range it speaks appended (a version 3 CPE
+// ignores it); the CPE picks the highest version both speak and sends HELLO
+// in it; HELLO_ACK and every later frame use the same version.
 // Each proof covers the other side's fresh nonce, so a recorded exchange is
 // useless on a new connection, and every field it is sent with, so none can
 // be changed in flight. Proofs are compared in constant time.
@@ -42,13 +46,23 @@ inline constexpr std::uint32_t kCapUdpGso = 1u << 0;
 
 struct Challenge {
   Nonce nonce{};
+  // Versions the gateway speaks; 0 when it did not say (a version 3 gateway).
+  std::uint8_t min_version = 0, max_version = 0;
 };
+
+// The version a CPE speaking [wire::kMinVersion, `ours`] picks for this
+// challenge, or 0 when there is none.
+std::uint8_t choose_version(const Challenge& c, std::uint8_t ours);
+
+// Links a session may have (link 0 carries bulk data and opens the session).
+inline constexpr unsigned kMaxLinks = 8;
 
 struct Hello {
   std::uint32_t capabilities = 0;
   Nonce nonce{};
   std::uint64_t resume_session = 0;  // 0: a new session
-  std::uint64_t resume_rx_dsn = 0;   // last DATA dsn the CPE received in that session
+  std::uint64_t resume_rx_dsn = 0;   // last DATA dsn the CPE received on this link in that session
+  std::uint8_t link = 0;             // version 4: which link of the session this connection carries
   std::string id;                    // 1..64 bytes, printable ASCII
   std::vector<Prefix> prefixes;      // inner prefixes the CPE serves (sources it may use)
   Proof proof{};
@@ -59,30 +73,34 @@ struct HelloAck {
   std::uint64_t rx_dsn = 0;       // last DATA dsn the gateway received in this session (0: none)
   bool resumed = false;           // false: a new session; the CPE drops what it kept for the old one
   std::uint32_t heartbeat_ms = 0; // the gateway's heartbeat interval, for the CPE's information
+  std::string gateway_id;         // version 4: the gateway's --id (1..64 printable ASCII)
   Proof proof{};
 };
 
-// Encoders append the frame body (no frame header) to `out`. The proof is
-// the last kProofSize bytes of the body; encode with a zero proof, then
-// sign_hello / sign_hello_ack fill it in.
+// Encoders append the frame body (no frame header) to `out` in the layout of
+// protocol `version` (3 or 4). The proof is the last kProofSize bytes of the
+// body; encode with a zero proof, then sign_hello / sign_hello_ack fill it in.
 void encode(const Challenge& c, std::vector<std::uint8_t>& out);
-void encode(const Hello& h, std::vector<std::uint8_t>& out);
-void encode(const HelloAck& a, std::vector<std::uint8_t>& out);
+void encode(const Hello& h, std::uint8_t version, std::vector<std::uint8_t>& out);
+void encode(const HelloAck& a, std::uint8_t version, std::vector<std::uint8_t>& out);
 
 // Decoders: nullopt with `why` set when the body is malformed.
 std::optional<Challenge> decode_challenge(std::span<const std::uint8_t> body, std::string& why);
-std::optional<Hello> decode_hello(std::span<const std::uint8_t> body, std::string& why);
-std::optional<HelloAck> decode_hello_ack(std::span<const std::uint8_t> body, std::string& why);
+std::optional<Hello> decode_hello(std::span<const std::uint8_t> body, std::uint8_t version, std::string& why);
+std::optional<HelloAck> decode_hello_ack(std::span<const std::uint8_t> body, std::uint8_t version,
+                                         std::string& why);
 
-// `body` is an encoded HELLO / HELLO_ACK; its last kProofSize bytes are
-// overwritten with the proof. With an empty key the proof is all zero.
-void sign_hello(std::span<std::uint8_t> body, const Key& key, const Nonce& server_nonce);
-void sign_hello_ack(std::span<std::uint8_t> body, const Key& key, const Nonce& client_nonce,
+// `body` is an encoded HELLO / HELLO_ACK of protocol `version`; its last
+// kProofSize bytes are overwritten with the proof. With an empty key the
+// proof is all zero.
+void sign_hello(std::span<std::uint8_t> body, std::uint8_t version, const Key& key, const Nonce& server_nonce);
+void sign_hello_ack(std::span<std::uint8_t> body, std::uint8_t version, const Key& key, const Nonce& client_nonce,
                     const Nonce& server_nonce);
 // True when the proof at the end of `body` is right, compared in constant time.
-bool verify_hello(std::span<const std::uint8_t> body, const Key& key, const Nonce& server_nonce);
-bool verify_hello_ack(std::span<const std::uint8_t> body, const Key& key, const Nonce& client_nonce,
-                      const Nonce& server_nonce);
+bool verify_hello(std::span<const std::uint8_t> body, std::uint8_t version, const Key& key,
+                  const Nonce& server_nonce);
+bool verify_hello_ack(std::span<const std::uint8_t> body, std::uint8_t version, const Key& key,
+                      const Nonce& client_nonce, const Nonce& server_nonce);
 
 // Fresh random bytes from OpenSSL's CSPRNG; throws if it fails.
 Nonce random_nonce();

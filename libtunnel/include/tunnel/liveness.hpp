@@ -10,6 +10,8 @@
 // - A session without a connection is held for the hold time, then expires.
 #pragma once
 
+#include <tunnel/fault.hpp>
+
 #include <chrono>
 #include <optional>
 
@@ -59,12 +61,12 @@ class Liveness {
   bool heartbeat_due(Clock::time_point now) const { return is_connected() && now - last_hb_ >= hb_; }
   void heartbeat_sent(Clock::time_point now) { last_hb_ = now; }
 
-  // Why the peer counts as gone, or nullptr while it does not.
-  const char* dead(Clock::time_point now) const {
-    if (!is_connected()) return nullptr;
-    if (now - last_rx_ > dead_) return "peer silent for the dead interval";
-    if (waiting_ack_since_ && now - *waiting_ack_since_ > dead_) return "no acknowledgement for the dead interval";
-    return nullptr;
+  // Why the peer counts as gone (dead_silent, dead_unacked), or Fault::none.
+  Fault dead(Clock::time_point now) const {
+    if (!is_connected()) return Fault::none;
+    if (now - last_rx_ > dead_) return Fault::dead_silent;
+    if (waiting_ack_since_ && now - *waiting_ack_since_ > dead_) return Fault::dead_unacked;
+    return Fault::none;
   }
   bool expired(Clock::time_point now) const { return down_since_ && now - *down_since_ > hold_; }
 

@@ -73,6 +73,9 @@ class ReplayBuffer {
   void resume_from(std::uint64_t peer_rx); // drops frames <= peer_rx; the cursor is at the front
   std::size_t expire(std::int64_t now_ms, std::int64_t max_age_ms);  // returns frames dropped
   void clear();                            // drops everything (counted)
+  // Writes `version` into the version byte of every frame held: frames
+  // queued before a connection's version was chosen are sent in it.
+  void stamp_version(std::uint8_t version);
 
   std::size_t frames() const { return count_; }
   std::size_t packets() const { return packets_; }

@@ -1,9 +1,10 @@
 // The TUN side of the data path, shared by every session of a daemon.
 //
-// Read: when the TUN turns readable, up to `batch` packets are read, each is
-// classified (non-UDP is dropped and counted unless allowed) and handed to
-// the sink, which puts it in a session's replay buffer. Then the port yields
-// to the other handlers and goes on.
+// Read: when the TUN turns readable, up to `batch` packets are read into the
+// port's own slots, each is classified (non-UDP is dropped and counted unless
+// allowed), and the batch is handed to the sink in one call, which puts each
+// packet in a session's link. Then the port yields to the other handlers and
+// goes on.
 // Write: packets from sessions are written unchanged; with vnet_hdr,
 // consecutive same-flow datagrams are joined into one UDP GSO write that the
 // kernel splits back into the same datagrams. flush() ends a batch.
@@ -41,8 +42,10 @@ struct TunCounters {
 
 class TunPort {
  public:
-  // Called for each packet worth carrying; the span is valid during the call.
-  using Sink = std::function<void(std::span<const std::uint8_t> pkt)>;
+  // Called once per read batch with the packets worth carrying (at least
+  // one); the spans are valid during the call.
+  using Packets = std::span<const std::span<const std::uint8_t>>;
+  using Sink = std::function<void(Packets pkts)>;
 
   TunPort(boost::asio::io_context& io, int tun_fd, const TunPortConfig& cfg, Sink sink);
   TunPort(const TunPort&) = delete;
@@ -50,8 +53,6 @@ class TunPort {
 
   void start();
   void stop();
-  // After each read batch (so sessions can send what the batch queued).
-  void on_batch_end(std::function<void()> f) { batch_end_ = std::move(f); }
 
   // Writes one well-formed IP packet. `pkt` must stay valid until the next
   // write() or flush() returns: the coalescer may hold it uncopied until
@@ -70,8 +71,10 @@ class TunPort {
   TunPortConfig cfg_;
   boost::asio::posix::stream_descriptor fd_;
   Sink sink_;
-  std::function<void()> batch_end_;
-  std::unique_ptr<std::uint8_t[]> buf_;
+  unsigned batch_ = 0;
+  std::size_t slot_ = 0;                       // bytes per packet slot
+  std::unique_ptr<std::uint8_t[]> buf_;        // batch_ slots
+  std::unique_ptr<std::span<const std::uint8_t>[]> pkts_;
   gso::UdpCoalescer coalescer_;
   bool stopped_ = false;
   TunCounters c_;

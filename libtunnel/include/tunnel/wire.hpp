@@ -1,4 +1,4 @@
-// Frame codec for the tunnel byte stream (docs/protocol.md, version 3).
+// Frame codec for the tunnel byte stream (docs/protocol.md, versions 3 and 4).
 //
 // Pure: bytes in, frames out. Nothing here does I/O, allocates or logs, so it
 // can be unit-tested and fuzzed on its own.
@@ -22,7 +22,11 @@
 
 namespace tunnel::wire {
 
-inline constexpr std::uint8_t kVersion = 3;
+// The newest version this build speaks, and the oldest it still serves. The
+// version of a connection is chosen in its handshake (handshake.hpp); frame
+// layouts are the same in both, version 4 adds fields to the handshake.
+inline constexpr std::uint8_t kVersion = 4;
+inline constexpr std::uint8_t kMinVersion = 3;
 inline constexpr std::size_t kHeaderSize = 8;
 inline constexpr std::size_t kDsnSize = 8;
 inline constexpr std::size_t kDataHeaderSize = kHeaderSize + kDsnSize;
@@ -51,7 +55,7 @@ std::string_view to_string(FrameType t) noexcept;
 enum class ParseStatus : std::uint8_t {
   ok,            // a whole frame was parsed; `consumed` bytes belong to it
   need_more,     // not enough bytes yet; read more and call again
-  bad_version,   // version byte is not kVersion
+  bad_version,   // version byte outside [Limits::min_version, Limits::max_version]
   bad_type,      // unknown frame type
   bad_flags,     // a flag bit that this version does not define is set
   bad_length,    // body length exceeds the receiver's limit or the type's size
@@ -65,9 +69,14 @@ struct Limits {
   // Largest body the receiver accepts, for any frame type. For DATA this is
   // kDsnSize + the largest packet expected (the peer's MTU).
   std::size_t max_body = kDsnSize + kMaxPacket;
+  // Versions accepted in the version byte: the connection's one after the
+  // handshake, the range this build speaks during it.
+  std::uint8_t min_version = kVersion;
+  std::uint8_t max_version = kVersion;
 };
 
 struct Frame {
+  std::uint8_t version = 0;
   FrameType type{};
   std::uint16_t flags = 0;
   std::uint64_t dsn = 0;                // DATA: the first packet's; ACK: the acknowledged one
@@ -87,24 +96,25 @@ struct ParseResult {
 ParseResult parse_frame(std::span<const std::uint8_t> in, const Limits& limits) noexcept;
 
 // Writes a common header at `out`, which must hold kHeaderSize bytes.
-void encode_header(std::uint8_t* out, FrameType type, std::uint16_t flags,
-                   std::uint32_t body_len) noexcept;
+void encode_header(std::uint8_t* out, FrameType type, std::uint16_t flags, std::uint32_t body_len,
+                   std::uint8_t version = kVersion) noexcept;
 
 // Writes a DATA frame's header (kDataHeaderSize bytes) at `out`, for
 // `records_len` bytes of records (one packet: the packet) that the caller
 // places right after it.
-void encode_data_header(std::uint8_t* out, std::uint64_t dsn, std::size_t records_len) noexcept;
+void encode_data_header(std::uint8_t* out, std::uint64_t dsn, std::size_t records_len,
+                        std::uint8_t version = kVersion) noexcept;
 
 // Writes a whole frame with an 8-byte sequence body (ACK). `out` must hold
 // kHeaderSize + kDsnSize bytes. Returns the bytes written.
-std::size_t encode_ack(std::uint8_t* out, std::uint64_t dsn) noexcept;
+std::size_t encode_ack(std::uint8_t* out, std::uint64_t dsn, std::uint8_t version = kVersion) noexcept;
 
 // Writes a frame with an empty body (HEARTBEAT, CLOSE). `out` must hold
 // kHeaderSize bytes. Returns the bytes written.
-std::size_t encode_empty(std::uint8_t* out, FrameType type) noexcept;
+std::size_t encode_empty(std::uint8_t* out, FrameType type, std::uint8_t version = kVersion) noexcept;
 
 // Writes an ERROR frame carrying `reason` (truncated to 256 bytes). `out` must
 // hold kHeaderSize + 256 bytes. Returns the bytes written.
-std::size_t encode_error(std::uint8_t* out, std::string_view reason) noexcept;
+std::size_t encode_error(std::uint8_t* out, std::string_view reason, std::uint8_t version = kVersion) noexcept;
 
 }  // namespace tunnel::wire

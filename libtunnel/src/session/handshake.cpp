@@ -1,4 +1,5 @@
 #include <tunnel/handshake.hpp>
+#include <tunnel/wire.hpp>
 
 #include <openssl/crypto.h>
 #include <openssl/evp.h>
@@ -6,6 +7,7 @@
 #include <openssl/rand.h>
 #include <sys/stat.h>
 
+#include <algorithm>
 #include <cctype>
 #include <cstring>
 #include <fstream>
@@ -14,8 +16,8 @@
 namespace tunnel::hs {
 namespace {
 
-constexpr std::string_view kHelloLabel = "tunneld/3 hello";
-constexpr std::string_view kHelloAckLabel = "tunneld/3 hello-ack";
+std::string hello_label(std::uint8_t version) { return "tunneld/" + std::to_string(version) + " hello"; }
+std::string hello_ack_label(std::uint8_t version) { return "tunneld/" + std::to_string(version) + " hello-ack"; }
 
 void put32(std::vector<std::uint8_t>& o, std::uint32_t v) {
   for (int s = 24; s >= 0; s -= 8) o.push_back(static_cast<std::uint8_t>(v >> s));
@@ -114,13 +116,26 @@ std::ifstream open_private(const std::string& path) {
 
 }  // namespace
 
-void encode(const Challenge& c, std::vector<std::uint8_t>& out) { out.insert(out.end(), c.nonce.begin(), c.nonce.end()); }
+void encode(const Challenge& c, std::vector<std::uint8_t>& out) {
+  out.insert(out.end(), c.nonce.begin(), c.nonce.end());
+  if (c.max_version != 0) {
+    out.push_back(c.min_version);
+    out.push_back(c.max_version);
+  }
+}
 
-void encode(const Hello& h, std::vector<std::uint8_t>& out) {
+std::uint8_t choose_version(const Challenge& c, std::uint8_t ours) {
+  const std::uint8_t lo = c.max_version ? c.min_version : 3, hi = c.max_version ? c.max_version : 3;
+  const std::uint8_t v = std::min(ours, hi);
+  return v >= lo && v >= wire::kMinVersion ? v : 0;
+}
+
+void encode(const Hello& h, std::uint8_t version, std::vector<std::uint8_t>& out) {
   put32(out, h.capabilities);
   out.insert(out.end(), h.nonce.begin(), h.nonce.end());
   put64(out, h.resume_session);
   put64(out, h.resume_rx_dsn);
+  if (version >= 4) out.push_back(h.link);
   out.push_back(static_cast<std::uint8_t>(h.id.size()));
   out.insert(out.end(), h.id.begin(), h.id.end());
   out.push_back(static_cast<std::uint8_t>(h.prefixes.size()));
@@ -138,11 +153,15 @@ void encode(const Hello& h, std::vector<std::uint8_t>& out) {
   out.insert(out.end(), h.proof.begin(), h.proof.end());
 }
 
-void encode(const HelloAck& a, std::vector<std::uint8_t>& out) {
+void encode(const HelloAck& a, std::uint8_t version, std::vector<std::uint8_t>& out) {
   put64(out, a.session_id);
   put64(out, a.rx_dsn);
   out.push_back(a.resumed ? 1 : 0);
   put32(out, a.heartbeat_ms);
+  if (version >= 4) {
+    out.push_back(static_cast<std::uint8_t>(a.gateway_id.size()));
+    out.insert(out.end(), a.gateway_id.begin(), a.gateway_id.end());
+  }
   out.insert(out.end(), a.proof.begin(), a.proof.end());
 }
 
@@ -154,16 +173,29 @@ std::optional<Challenge> decode_challenge(std::span<const std::uint8_t> body, st
     why = "challenge shorter than its nonce";
     return std::nullopt;
   }
+  if (body.size() - r.off >= 2) {
+    c.min_version = r.u8();
+    c.max_version = r.u8();
+    if (c.min_version == 0 || c.min_version > c.max_version) {
+      why = "challenge offers an empty version range";
+      return std::nullopt;
+    }
+  }
   return c;  // later versions may append fields
 }
 
-std::optional<Hello> decode_hello(std::span<const std::uint8_t> body, std::string& why) {
+std::optional<Hello> decode_hello(std::span<const std::uint8_t> body, std::uint8_t version, std::string& why) {
   Reader r{body};
   Hello h;
   h.capabilities = r.u32();
   r.bytes(h.nonce);
   h.resume_session = r.u64();
   h.resume_rx_dsn = r.u64();
+  if (version >= 4) h.link = r.u8();
+  if (r.ok && h.link >= kMaxLinks) {
+    why = "link index out of range";
+    return std::nullopt;
+  }
   const std::size_t id_len = r.u8();
   if (r.need(id_len)) {
     h.id.assign(reinterpret_cast<const char*>(body.data() + r.off), id_len);
@@ -208,7 +240,8 @@ std::optional<Hello> decode_hello(std::span<const std::uint8_t> body, std::strin
   return h;
 }
 
-std::optional<HelloAck> decode_hello_ack(std::span<const std::uint8_t> body, std::string& why) {
+std::optional<HelloAck> decode_hello_ack(std::span<const std::uint8_t> body, std::uint8_t version,
+                                         std::string& why) {
   Reader r{body};
   HelloAck a;
   a.session_id = r.u64();
@@ -216,6 +249,17 @@ std::optional<HelloAck> decode_hello_ack(std::span<const std::uint8_t> body, std
   const std::uint8_t flags = r.u8();
   a.resumed = flags & 1;
   a.heartbeat_ms = r.u32();
+  if (version >= 4) {
+    const std::size_t n = r.u8();
+    if (r.need(n)) {
+      a.gateway_id.assign(reinterpret_cast<const char*>(body.data() + r.off), n);
+      r.off += n;
+    }
+    if (r.ok && !printable_id(a.gateway_id)) {
+      why = "gateway id must be 1..64 printable ASCII characters";
+      return std::nullopt;
+    }
+  }
   r.bytes(a.proof);
   if (!r.ok || r.off != body.size() || (flags & ~1u) != 0 || a.session_id == 0) {
     why = !r.ok ? "hello-ack truncated" : r.off != body.size() ? "trailing bytes after the proof"
@@ -225,30 +269,32 @@ std::optional<HelloAck> decode_hello_ack(std::span<const std::uint8_t> body, std
   return a;
 }
 
-void sign_hello(std::span<std::uint8_t> body, const Key& key, const Nonce& server_nonce) {
+void sign_hello(std::span<std::uint8_t> body, std::uint8_t version, const Key& key, const Nonce& server_nonce) {
   if (body.size() < kProofSize) throw std::invalid_argument("hello body shorter than a proof");
   const auto signed_part = body.first(body.size() - kProofSize);
-  const Proof p = hmac(key, {label(kHelloLabel), server_nonce, signed_part});
+  const Proof p = hmac(key, {label(hello_label(version)), server_nonce, signed_part});
   std::memcpy(body.data() + signed_part.size(), p.data(), kProofSize);
 }
 
-void sign_hello_ack(std::span<std::uint8_t> body, const Key& key, const Nonce& client_nonce,
+void sign_hello_ack(std::span<std::uint8_t> body, std::uint8_t version, const Key& key, const Nonce& client_nonce,
                     const Nonce& server_nonce) {
   if (body.size() < kProofSize) throw std::invalid_argument("hello-ack body shorter than a proof");
   const auto signed_part = body.first(body.size() - kProofSize);
-  const Proof p = hmac(key, {label(kHelloAckLabel), client_nonce, server_nonce, signed_part});
+  const Proof p = hmac(key, {label(hello_ack_label(version)), client_nonce, server_nonce, signed_part});
   std::memcpy(body.data() + signed_part.size(), p.data(), kProofSize);
 }
 
-bool verify_hello(std::span<const std::uint8_t> body, const Key& key, const Nonce& server_nonce) {
+bool verify_hello(std::span<const std::uint8_t> body, std::uint8_t version, const Key& key,
+                  const Nonce& server_nonce) {
   if (body.size() < kProofSize || key.empty()) return false;
-  return proof_matches(body, hmac(key, {label(kHelloLabel), server_nonce, body.first(body.size() - kProofSize)}));
+  return proof_matches(body,
+                       hmac(key, {label(hello_label(version)), server_nonce, body.first(body.size() - kProofSize)}));
 }
 
-bool verify_hello_ack(std::span<const std::uint8_t> body, const Key& key, const Nonce& client_nonce,
-                      const Nonce& server_nonce) {
+bool verify_hello_ack(std::span<const std::uint8_t> body, std::uint8_t version, const Key& key,
+                      const Nonce& client_nonce, const Nonce& server_nonce) {
   if (body.size() < kProofSize || key.empty()) return false;
-  return proof_matches(body, hmac(key, {label(kHelloAckLabel), client_nonce, server_nonce,
+  return proof_matches(body, hmac(key, {label(hello_ack_label(version)), client_nonce, server_nonce,
                                         body.first(body.size() - kProofSize)}));
 }
 

@@ -153,4 +153,8 @@ void ReplayBuffer::clear() {
   cursor_pos_ = base_pos_ = tail_pos_;
 }
 
+void ReplayBuffer::stamp_version(std::uint8_t version) {
+  for (std::size_t i = 0; i < count_; ++i) buf_[static_cast<std::size_t>(at(i).pos - base_pos_)] = version;
+}
+
 }  // namespace tunnel

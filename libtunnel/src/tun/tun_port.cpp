@@ -7,6 +7,7 @@
 #include <sys/uio.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <cerrno>
 #include <cstring>
 #include <system_error>
@@ -24,7 +25,11 @@ int dup_or_throw(int fd) {
 
 TunPort::TunPort(asio::io_context& io, int tun_fd, const TunPortConfig& cfg, Sink sink)
     : io_(io), cfg_(cfg), fd_(io, dup_or_throw(tun_fd)), sink_(std::move(sink)) {
-  buf_ = std::make_unique<std::uint8_t[]>(sizeof(gso::VnetHdr) + cfg_.mtu);
+  slot_ = sizeof(gso::VnetHdr) + cfg_.mtu;
+  // At most 4 MiB of slots, whatever the MTU.
+  batch_ = static_cast<unsigned>(std::clamp<std::size_t>((4u << 20) / slot_, 1, std::max(1u, cfg_.batch)));
+  buf_ = std::make_unique<std::uint8_t[]>(batch_ * slot_);
+  pkts_ = std::make_unique<std::span<const std::uint8_t>[]>(batch_);
 }
 
 void TunPort::start() { wait(); }
@@ -50,8 +55,10 @@ void TunPort::on_readable() {
   if (stopped_) return;
   const std::size_t vh = cfg_.vnet_hdr ? sizeof(gso::VnetHdr) : 0;
   bool drained = false;
-  for (unsigned n = 0; n < cfg_.batch; ++n) {
-    ssize_t r = ::read(fd_.native_handle(), buf_.get(), vh + cfg_.mtu);
+  std::size_t got = 0;
+  for (unsigned n = 0; n < batch_; ++n) {
+    std::uint8_t* slot = buf_.get() + got * slot_;
+    ssize_t r = ::read(fd_.native_handle(), slot, vh + cfg_.mtu);
     if (r < 0) {
       if (errno == EINTR) continue;
       if (errno != EAGAIN) spdlog::error("TUN read failed: {}", std::strerror(errno));
@@ -59,11 +66,11 @@ void TunPort::on_readable() {
       break;
     }
     ++c_.rx_packets;
-    if (vh && (static_cast<std::size_t>(r) < vh || buf_[1] != gso::kGsoNone)) {
+    if (vh && (static_cast<std::size_t>(r) < vh || slot[1] != gso::kGsoNone)) {
       ++c_.drop_malformed;
       continue;
     }
-    const std::span<const std::uint8_t> pkt(buf_.get() + vh, static_cast<std::size_t>(r) - vh);
+    const std::span<const std::uint8_t> pkt(slot + vh, static_cast<std::size_t>(r) - vh);
     const ip::Kind kind = ip::classify(pkt);
     if (kind == ip::Kind::malformed) {
       ++c_.drop_malformed;
@@ -73,9 +80,9 @@ void TunPort::on_readable() {
       ++c_.drop_non_udp;
       continue;
     }
-    sink_(pkt);
+    pkts_[got++] = pkt;
   }
-  if (batch_end_) batch_end_();
+  if (got) sink_(Packets(pkts_.get(), got));
   if (drained) {
     wait();
   } else {

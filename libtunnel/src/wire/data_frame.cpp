@@ -101,13 +101,13 @@ std::size_t count_records(std::span<const std::uint8_t> records) noexcept {
 std::size_t DataWriter::begin(std::uint8_t* out, std::uint64_t dsn, std::span<const std::uint8_t> pkt) noexcept {
   nflows_ = victim_ = records_ = compressed_ = 0;
   const std::size_t n = write_record(out + kDataHeaderSize, pkt);
-  encode_data_header(out, dsn, n);
+  encode_data_header(out, dsn, n, version_);
   return kDataHeaderSize + n;
 }
 
 std::size_t DataWriter::append(std::uint8_t* frame, std::size_t frame_len, std::span<const std::uint8_t> pkt) noexcept {
   const std::size_t n = write_record(frame + frame_len, pkt);
-  encode_header(frame, FrameType::data, 0, static_cast<std::uint32_t>(frame_len + n - kHeaderSize));
+  encode_header(frame, FrameType::data, 0, static_cast<std::uint32_t>(frame_len + n - kHeaderSize), frame[0]);
   return n;
 }
 

@@ -87,7 +87,7 @@ ParseResult parse_frame(std::span<const std::uint8_t> in, const Limits& limits) 
   // The version and type can be judged from the first bytes; reject garbage
   // early rather than wait for a length that may never come.
   if (in.empty()) return r;
-  if (in[0] != kVersion) {
+  if (in[0] < limits.min_version || in[0] > limits.max_version) {
     r.status = ParseStatus::bad_version;
     return r;
   }
@@ -101,7 +101,7 @@ ParseResult parse_frame(std::span<const std::uint8_t> in, const Limits& limits) 
   const auto type = static_cast<FrameType>(in[1]);
   const std::uint16_t flags = load16(&in[2]);
   const std::uint32_t body_len = load32(&in[4]);
-  if (flags != 0) {  // version 3 defines no flags
+  if (flags != 0) {  // versions 3 and 4 define no flags
     r.status = ParseStatus::bad_flags;
     return r;
   }
@@ -113,6 +113,7 @@ ParseResult parse_frame(std::span<const std::uint8_t> in, const Limits& limits) 
   if (in.size() - kHeaderSize < body_len) return r;  // need_more
 
   const auto body = in.subspan(kHeaderSize, body_len);
+  r.frame.version = in[0];
   r.frame.type = type;
   r.frame.flags = flags;
   r.frame.body = body;
@@ -133,33 +134,34 @@ ParseResult parse_frame(std::span<const std::uint8_t> in, const Limits& limits) 
   return r;
 }
 
-void encode_header(std::uint8_t* out, FrameType type, std::uint16_t flags,
-                   std::uint32_t body_len) noexcept {
-  out[0] = kVersion;
+void encode_header(std::uint8_t* out, FrameType type, std::uint16_t flags, std::uint32_t body_len,
+                   std::uint8_t version) noexcept {
+  out[0] = version;
   out[1] = static_cast<std::uint8_t>(type);
   store16(out + 2, flags);
   store32(out + 4, body_len);
 }
 
-void encode_data_header(std::uint8_t* out, std::uint64_t dsn, std::size_t records_len) noexcept {
-  encode_header(out, FrameType::data, 0, static_cast<std::uint32_t>(kDsnSize + records_len));
+void encode_data_header(std::uint8_t* out, std::uint64_t dsn, std::size_t records_len,
+                        std::uint8_t version) noexcept {
+  encode_header(out, FrameType::data, 0, static_cast<std::uint32_t>(kDsnSize + records_len), version);
   store64(out + kHeaderSize, dsn);
 }
 
-std::size_t encode_ack(std::uint8_t* out, std::uint64_t dsn) noexcept {
-  encode_header(out, FrameType::ack, 0, kDsnSize);
+std::size_t encode_ack(std::uint8_t* out, std::uint64_t dsn, std::uint8_t version) noexcept {
+  encode_header(out, FrameType::ack, 0, kDsnSize, version);
   store64(out + kHeaderSize, dsn);
   return kHeaderSize + kDsnSize;
 }
 
-std::size_t encode_empty(std::uint8_t* out, FrameType type) noexcept {
-  encode_header(out, type, 0, 0);
+std::size_t encode_empty(std::uint8_t* out, FrameType type, std::uint8_t version) noexcept {
+  encode_header(out, type, 0, 0, version);
   return kHeaderSize;
 }
 
-std::size_t encode_error(std::uint8_t* out, std::string_view reason) noexcept {
+std::size_t encode_error(std::uint8_t* out, std::string_view reason, std::uint8_t version) noexcept {
   const std::size_t n = std::min(reason.size(), kMaxErrorReason);
-  encode_header(out, FrameType::error, 0, static_cast<std::uint32_t>(n));
+  encode_header(out, FrameType::error, 0, static_cast<std::uint32_t>(n), version);
   std::memcpy(out + kHeaderSize, reason.data(), n);
   return kHeaderSize + n;
 }

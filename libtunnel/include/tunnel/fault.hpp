@@ -1,0 +1,44 @@
+// Why a handshake or a connection of a session ended: one closed set for the
+// whole library. Callers switch on it; text appears only at the edge
+// (logs, status, and an ERROR frame's reason via wire_reason()).
+#pragma once
+
+#include <cstdint>
+#include <string_view>
+
+namespace tunnel {
+
+enum class Fault : std::uint8_t {
+  none,
+  // The handshake (either side).
+  handshake_timeout,      // no complete handshake within the deadline
+  closed_in_handshake,    // the peer closed the connection during it
+  socket_error,           // a socket call failed (the errno is logged beside)
+  malformed_frame,        // bytes that are not a frame of a version we speak
+  unexpected_frame,       // a valid frame of the wrong type for the moment
+  unsupported_version,    // no protocol version both sides speak
+  malformed_hello,        // HELLO, HELLO_ACK or CHALLENGE body does not decode
+  auth_failed,            // unknown id or wrong proof: one answer for both
+  gateway_full,           // --max-cpes sessions exist
+  prefix_in_use,          // another CPE holds an overlapping prefix
+  unknown_session,        // a join (link > 0) names a session the gateway does not hold for that id
+  refused,                // CPE side: the gateway answered ERROR (its reason is logged)
+  // An established connection.
+  peer_closed,            // the peer sent CLOSE: the session ends
+  peer_error,             // the peer sent ERROR
+  peer_disconnected,      // the stream ended (EOF or reset)
+  dead_silent,            // nothing arrived for the dead interval
+  dead_unacked,           // sent data waited the dead interval for an ACK
+  no_subflow,             // MPTCP reports no established subflow left
+  replaced,               // a newer connection took this link over
+  stopped,                // this side is shutting down
+};
+
+std::string_view to_string(Fault f) noexcept;
+
+// The reason an ERROR frame carries for a refusal, or empty when the peer is
+// told nothing (timeouts, socket errors). auth_failed is the same text for an
+// unknown id and a wrong proof, so ids cannot be enumerated.
+std::string_view wire_reason(Fault f) noexcept;
+
+}  // namespace tunnel

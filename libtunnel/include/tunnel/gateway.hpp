@@ -1,0 +1,86 @@
+// The aggregation gateway's role (on the Node skeleton, node.hpp): accepts
+// connections, runs the server side of each handshake, admits CPEs into its
+// registry (the CPE table: one session per CPE id, prefixes that may not
+// overlap, a bound on how many), routes TUN packets to sessions by
+// longest-prefix match and holds a session whose connection broke for
+// resume.
+//
+// Handshake, server side (docs/protocol.md, "Handshake"):
+//   1. accept; over max_pending handshakes in progress the connection is
+//      closed at once (counted);
+//   2. send CHALLENGE (version 3's header, the versions offered appended);
+//   3. read HELLO in any version offered, within handshake_timeout;
+//   4. check: the id's key and the proof (one answer, auth_failed, for an
+//      unknown id and a wrong proof); for link 0, admission in the CPE table
+//      (resume, new session replacing an older one of the id, or refusal);
+//      for a join (link > 0), that the session named is this id's;
+//   5. send HELLO_ACK (or ERROR with the refusal's reason) and hand the
+//      connection to the session's link.
+#pragma once
+
+#include <tunnel/cpe_table.hpp>
+#include <tunnel/handshake.hpp>
+#include <tunnel/handshake_conn.hpp>
+#include <tunnel/node.hpp>
+#include <tunnel/path_setup.hpp>
+
+#include <boost/asio/ip/tcp.hpp>
+
+#include <memory>
+#include <optional>
+#include <set>
+#include <unordered_map>
+
+namespace tunnel {
+
+struct GatewayConfig {
+  NodeConfig node;
+  boost::asio::ip::tcp::endpoint listen;
+  std::string id;                                  // told to CPEs in HELLO_ACK (version 4)
+  unsigned max_cpes = 1024;
+  unsigned max_pending = 64;
+  std::chrono::milliseconds handshake_timeout{5000};
+  std::optional<hs::KeyTable> keys;                // nullopt: no authentication
+  std::uint8_t max_version = wire::kVersion;       // highest version offered
+};
+
+class Gateway final : public Node {
+ public:
+  Gateway(boost::asio::io_context& io, GatewayConfig cfg);
+  ~Gateway() override;
+
+  std::string_view state() const override { return sessions_.empty() ? "listening" : "serving"; }
+  void for_each_session(const std::function<void(const Session&)>& f) const override;
+  // The address the acceptor is bound to (after start()).
+  boost::asio::ip::tcp::endpoint local_endpoint() const;
+  // The session of a CPE id, or nullptr.
+  const Session* find(std::string_view cpe_id) const;
+  std::size_t pending() const { return pending_.size(); }
+
+ private:
+  void on_start() override;
+  void on_stop() override;
+  void on_packets(TunPort::Packets pkts, Clock::time_point now) override;
+  void on_tick(Clock::time_point now) override;
+  void link_failed(Session& s, Link& l, Fault why, std::string_view detail) override;
+
+  using ConnPtr = std::shared_ptr<HandshakeConn>;
+  void accept_next();
+  void start_handshake(boost::asio::ip::tcp::socket s, std::string peer);
+  void on_hello(const ConnPtr& hc, const hs::Nonce& server_nonce, Fault f, const wire::Frame& fr,
+                std::string_view detail);
+  void refuse(const ConnPtr& hc, Fault why, const std::string& detail, std::uint8_t version);
+  // Sends HELLO_ACK and hands the connection to `link`; false when it failed.
+  bool accept_link(const ConnPtr& hc, Session& s, Link& l, const hs::Hello& hello, std::uint8_t version,
+                   const hs::Key* key, const hs::Nonce& server_nonce, bool resumed);
+  void destroy(std::uint64_t sid, std::string_view why, std::uint64_t& counter);
+
+  GatewayConfig gcfg_;
+  std::optional<PathSetup> paths_;
+  boost::asio::ip::tcp::acceptor acceptor_;
+  CpeTable table_;
+  std::unordered_map<std::uint64_t, std::unique_ptr<Session>> sessions_;
+  std::set<ConnPtr> pending_;
+};
+
+}  // namespace tunnel

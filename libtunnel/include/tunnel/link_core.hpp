@@ -1,0 +1,209 @@
+// The protocol core of one link: a lossless, ordered stream of DATA frames
+// in each direction that outlives the connections carrying it. Pure, in the
+// spirit of boringtun's Tunn: bytes in, actions out; no sockets, no Asio, no
+// TUN, no clock reads (callers pass `now`). A session owns one or more links
+// (session.hpp); the I/O shell (link.hpp) owns the socket and does the
+// syscalls around this core.
+//
+// Send (TUN -> peer):
+//   1. enqueue(pkt) numbers a packet with the link's next data sequence
+//      number (dsn) and appends it to the replay buffer: into the last DATA
+//      frame while no byte of it was sent and it stays within batch_bytes
+//      (headers compressed against an earlier packet of the frame when they
+//      repeat, data_frame.hpp), else as a new frame.
+//   2. output(iov) names the next bytes to write: pending control frames
+//      (ACK, HEARTBEAT, CLOSE) only between whole DATA frames, then DATA from
+//      the buffer's cursor. sent(n) tells how many the socket took.
+//   Admission while connected is the send queue's rule (send_queue.hpp): over
+//   send_queue_bytes of unsent data a new packet is dropped (counted) unless
+//   the connection is stalled: the socket took nothing (blocked() without
+//   unblocked()) or the peer acknowledged nothing for stall_after. While
+//   disconnected, packets are kept within the buffer's byte and age limits.
+//
+// Receive (peer -> TUN):
+//   1. The shell reads into rx_space() and calls received(n).
+//   2. next() returns events one at a time: a packet to deliver (valid until
+//      next() has returned twice more, or rx_done()), a packet skipped as a
+//      duplicate, the peer's CLOSE or ERROR, or a fault (malformed frame).
+//   3. When next() says none, the shell flushes what it handed on (the TUN
+//      coalescer may point into the receive buffer) and calls rx_done(),
+//      which keeps the partial frame and may queue an ACK (every ack_bytes).
+//
+// Resume: attach(peer_rx) drops what the peer already has and sends the rest
+// again, in order; the receiver drops any dsn already delivered.
+#pragma once
+
+#include <tunnel/data_frame.hpp>
+#include <tunnel/fault.hpp>
+#include <tunnel/liveness.hpp>
+#include <tunnel/replay_buffer.hpp>
+#include <tunnel/send_queue.hpp>
+#include <tunnel/wire.hpp>
+
+#include <sys/uio.h>
+
+#include <array>
+#include <chrono>
+#include <cstdint>
+#include <memory>
+#include <span>
+#include <string_view>
+
+namespace tunnel {
+
+struct LinkConfig {
+  unsigned mtu = 1500;
+  std::size_t send_queue_bytes = 256 * 1024;   // unsent bytes while connected
+  std::size_t recv_buffer_bytes = 256 * 1024;
+  std::size_t buffer_bytes = 8u << 20;         // replay buffer
+  std::chrono::milliseconds buffer_age{5000};
+  std::chrono::milliseconds heartbeat{1000};
+  std::chrono::milliseconds dead_interval{3000};
+  std::chrono::milliseconds hold{30000};
+  std::size_t ack_bytes = 1u << 20;            // ACK after this many DATA bytes (and on every tick)
+  std::chrono::milliseconds stall_after{500};  // see "Admission" above
+  std::size_t batch_bytes = 8192;              // largest DATA frame packets share; 0: one a frame
+  bool compress = true;
+};
+
+struct LinkCounters {
+  // send direction
+  std::uint64_t tx_packets = 0;       // packets queued (numbered)
+  std::uint64_t tx_bytes = 0;         // their IP bytes
+  std::uint64_t tx_frames = 0;        // DATA frames they went into
+  std::uint64_t tx_compressed = 0;    // packets sent as compressed records
+  std::uint64_t drop_queue_full = 0;  // connected, but the tunnel could not keep up
+  std::uint64_t replayed = 0;         // packets sent again after a resume
+  std::uint64_t peak_buffered = 0;    // most packets waiting to be sent at once
+  // receive direction
+  std::uint64_t rx_packets = 0;       // packets received and delivered
+  std::uint64_t rx_bytes = 0;
+  std::uint64_t rx_duplicates = 0;    // packets already delivered (dropped)
+  std::uint64_t rx_missing = 0;       // dsns skipped: the sender dropped them
+  std::uint64_t drop_spoofed = 0;     // source outside the peer's prefixes (counted by the shell)
+  // control
+  std::uint64_t acks_sent = 0, acks_received = 0;
+  std::uint64_t heartbeats_sent = 0, heartbeats_received = 0;
+  std::uint64_t drop_control = 0;     // control frame dropped: its queue was full
+  std::uint64_t connections = 0;      // connections attached
+  std::uint64_t resumes = 0;          // of those, resuming the link
+  std::uint64_t send_calls = 0;       // counted by the shell
+  std::array<std::uint64_t, wire::kParseStatusCount> proto_errors{};
+
+  LinkCounters& operator+=(const LinkCounters& o);
+};
+
+class LinkCore {
+ public:
+  using Clock = std::chrono::steady_clock;
+
+  LinkCore(const LinkConfig& cfg, Clock::time_point now);
+  LinkCore(const LinkCore&) = delete;
+  LinkCore& operator=(const LinkCore&) = delete;
+
+  // ---- connection life
+  // A connection of protocol `version` is attached after its handshake; the
+  // peer has every dsn up to `peer_rx`. `early` are bytes read after the
+  // handshake frame (at most rx capacity; more is a fault the caller avoids).
+  void attach(std::uint64_t peer_rx, std::uint8_t version, std::span<const std::uint8_t> early,
+              Clock::time_point now);
+  // The connection is gone; everything unacknowledged will be sent again.
+  void detach(Clock::time_point now);
+  // The session starts over: everything buffered is dropped (counted) and
+  // the sequence state reset, in both directions.
+  void reset(Clock::time_point now);
+  // The session ends: everything buffered is dropped (counted).
+  void clear() { tx_.clear(); }
+  bool connected() const { return connected_; }
+  std::uint8_t version() const { return version_; }
+
+  // ---- send
+  // Queues one packet (a well-formed IP packet of at most the MTU); false
+  // when it was dropped (counted).
+  bool enqueue(std::span<const std::uint8_t> pkt, Clock::time_point now);
+  // Fills `iov` with the next bytes to write and returns how many entries
+  // (0: nothing to write). The memory stays valid until sent() or any other
+  // non-const call.
+  int output(iovec (&iov)[2]);
+  // The socket took `n` bytes of the last output().
+  void sent(std::size_t n, Clock::time_point now);
+  // The socket would block / is writable again (the stall rule's input).
+  void blocked(Clock::time_point now);
+  void unblocked() { blocked_ = false; }
+  bool is_blocked() const { return blocked_; }
+  // Queues CLOSE behind the frame in progress.
+  void queue_close();
+
+  // ---- receive
+  std::span<std::uint8_t> rx_space();
+  void received(std::size_t n, Clock::time_point now);
+
+  enum class RxKind : std::uint8_t {
+    none,       // nothing more in the buffer: flush, then rx_done()
+    packet,     // deliver `packet`
+    skipped,    // a packet was dropped (duplicate): the shell flushes what it handed on
+    closed,     // the peer sent CLOSE
+    error,      // the peer sent ERROR: `text` is its reason
+    fault,      // the stream is corrupt or out of protocol: `fault`, `parse`
+  };
+  struct RxEvent {
+    RxKind kind = RxKind::none;
+    std::span<const std::uint8_t> packet;
+    std::string_view text;
+    Fault fault = Fault::none;
+    wire::ParseStatus parse = wire::ParseStatus::ok;
+  };
+  RxEvent next(Clock::time_point now);
+  // Keeps the unparsed rest; true when an ACK was queued (the shell writes).
+  bool rx_done();
+
+  // ---- timers
+  // Heartbeats and ACKs due, the dead interval and the buffer's age limit.
+  // Returns why the connection must be dropped, or Fault::none.
+  Fault tick(Clock::time_point now);
+  // True when the link has been without a connection for the hold time.
+  bool expired(Clock::time_point now) const { return live_.expired(now); }
+
+  std::uint64_t rx_last() const { return rx_last_; }  // last dsn delivered (for resume)
+  const Liveness& liveness() const { return live_; }
+  const ReplayBuffer& buffer() const { return tx_; }
+  const LinkCounters& counters() const { return c_; }
+  LinkCounters& counters() { return c_; }
+  bool has_output() const { return ctl_off_ < ctl_len_ || !tx_.unsent().empty(); }
+
+ private:
+  void queue_control(const std::uint8_t* p, std::size_t n);
+  void queue_ack();
+  bool stalled(Clock::time_point now) const;
+
+  LinkConfig cfg_;
+  Liveness live_;
+  bool connected_ = false;
+  std::uint8_t version_ = wire::kVersion;
+  bool blocked_ = false;
+  Clock::time_point blocked_since_{};
+
+  ReplayBuffer tx_;
+  SendQueue queue_;
+  wire::DataWriter writer_;
+  std::int64_t now_ms_;  // frame timestamps for the age limit: set every tick, not read per packet
+  std::uint64_t next_dsn_ = 1;
+  std::array<std::uint8_t, 512> ctl_{};  // pending control frames
+  std::size_t ctl_len_ = 0, ctl_off_ = 0;
+  std::size_t out_ctl_ = 0;              // control bytes in the last output()
+
+  std::unique_ptr<std::uint8_t[]> rb_;
+  std::size_t rb_cap_ = 0, rlen_ = 0, roff_ = 0;
+  wire::DataReader reader_;
+  bool in_data_ = false;
+  std::uint64_t data_dsn_ = 0;  // dsn of the next packet the reader returns
+  std::uint64_t rx_last_ = 0;   // last dsn delivered
+  bool rx_started_ = false;     // any DATA received in this session
+  std::uint64_t acked_sent_ = 0;
+  std::size_t rx_unacked_bytes_ = 0;
+  wire::Limits limits_;
+
+  LinkCounters c_;
+};
+
+}  // namespace tunnel

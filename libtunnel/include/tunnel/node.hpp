@@ -1,0 +1,146 @@
+// What both roles of a tunnel endpoint share (one skeleton, two roles): the
+// TUN and its port, the MPTCP path manager and its events, the session tick,
+// subflow monitoring, socket tuning after a handshake, and the orderly stop.
+// The gateway (gateway.hpp) and the CPE (client.hpp) supply only what
+// differs: where a TUN packet goes, how connections arrive, their sessions.
+//
+// Send path per TUN read batch: TunPort reads up to its batch of packets and
+// calls on_packets() once; the role picks each packet's session (one call,
+// no lookup by ID) and Session::enqueue() queues it on a link; after the
+// batch every session touched flushes (Link::flush(), one sendmsg() per
+// link until the socket would block).
+//
+// Single-threaded on the caller's io_context.
+#pragma once
+
+#include <tunnel/mptcp_pm.hpp>
+#include <tunnel/mptcp_socket.hpp>
+#include <tunnel/session.hpp>
+#include <tunnel/tun_device.hpp>
+#include <tunnel/tun_port.hpp>
+
+#include <boost/asio/io_context.hpp>
+#include <boost/asio/posix/stream_descriptor.hpp>
+#include <boost/asio/steady_timer.hpp>
+
+#include <array>
+#include <chrono>
+#include <cstdint>
+#include <functional>
+#include <memory>
+#include <optional>
+#include <string>
+#include <unordered_map>
+#include <vector>
+
+namespace tunnel {
+
+// Counted by the role rather than by a session.
+struct NodeCounters {
+  std::uint64_t handshake_failures = 0;  // connections refused during the handshake (any reason)
+  std::uint64_t auth_failures = 0;       // of those: unknown id or wrong proof
+  std::uint64_t handshake_timeouts = 0;  // of those: no HELLO in time
+  std::uint64_t rejected_pending = 0;    // closed at once: too many handshakes pending
+  std::uint64_t sessions_created = 0;
+  std::uint64_t sessions_closed = 0;     // ended by CLOSE
+  std::uint64_t sessions_expired = 0;    // not resumed within the hold time
+  std::uint64_t sessions_replaced = 0;   // the same CPE id started a new session
+  std::uint64_t drop_no_route = 0;       // TUN packet for no CPE's prefix
+  std::array<std::uint64_t, wire::kParseStatusCount> proto_errors{};  // during handshakes
+};
+
+struct NodeConfig {
+  std::string role;              // "client" or "server", for status
+  TunConfig tun;                 // the TUN to create or attach to, unless tun_fd is set
+  int tun_fd = -1;               // an open packet fd to use instead (duplicated; e.g. a test's socketpair)
+  TunPortConfig port;
+  LinkConfig link;
+  SocketTuning tuning;           // applied to every connection after its handshake
+  std::chrono::milliseconds stats_interval{5000};
+  bool mptcp = true;             // false: plain TCP sockets (tests over loopback)
+  bool path_manager = true;      // use the MPTCP path manager (limits, endpoints, events)
+};
+
+class Node : protected SessionEvents {
+ public:
+  using Clock = std::chrono::steady_clock;
+
+  Node(boost::asio::io_context& io, NodeConfig cfg);
+  virtual ~Node();
+  Node(const Node&) = delete;
+  Node& operator=(const Node&) = delete;
+
+  // Opens the TUN (or takes tun_fd) and the path manager, then the role's
+  // own resources, and starts the timers. Throws std::runtime_error with a
+  // message for the user.
+  void start();
+  // Ends every session (CLOSE, not waiting), cancels everything pending.
+  // io_context::run() returns once the handlers have drained.
+  void stop();
+
+  virtual std::string_view state() const = 0;
+  // Every session, for status.
+  virtual void for_each_session(const std::function<void(const Session&)>& f) const = 0;
+
+  const NodeConfig& config() const { return cfg_; }
+  const NodeCounters& counters() const { return dc_; }
+  const TunCounters& tun_counters() const { return port_->counters(); }
+  // Counters of sessions already destroyed (live ones are in their sessions).
+  const LinkCounters& retired() const { return retired_; }
+  const ReplayCounters& retired_replay() const { return retired_r_; }
+  Clock::time_point started() const { return started_; }
+  bool stopping() const { return stopping_; }
+
+ protected:
+  // The role's hooks. on_packets: one TUN read batch, `now` read once.
+  virtual void on_start() = 0;
+  virtual void on_stop() = 0;
+  virtual void on_packets(TunPort::Packets pkts, Clock::time_point now) = 0;
+  virtual void on_tick(Clock::time_point now) = 0;
+  virtual void on_stats() {}
+
+  // A socket of this node's transport (MPTCP unless config says plain TCP),
+  // non-blocking and close-on-exec. Throws std::system_error.
+  int open_socket(int family) const;
+  // After a link's handshake: socket options, MPTCP token, subflow log.
+  void attached(Link& l, const std::string& who);
+  // What the role's sessions report to (the role's link_failed()).
+  SessionEvents& events() { return *this; }
+  // The session needs a flush at the end of this batch.
+  void mark_dirty(Session& s) { dirty_.push_back(&s); }
+  // The session is about to be destroyed: keep its counters, forget it.
+  void retire(Session& s);
+
+  boost::asio::io_context& io_;
+  NodeConfig cfg_;
+  std::optional<TunDevice> tun_;
+  std::optional<TunPort> port_;
+  std::optional<netlink::MptcpPm> pm_;
+  NodeCounters dc_;
+  bool stopping_ = false;
+
+ private:
+  void schedule_tick();
+  void schedule_stats();
+  void wait_events();
+  void on_event(const netlink::PmEventMsg& ev);
+  void check_link(Link& l);
+
+  boost::asio::steady_timer tick_, stats_tick_;
+  std::chrono::milliseconds tick_period_{100};
+  std::optional<netlink::PmEventSocket> events_;
+  std::optional<boost::asio::posix::stream_descriptor> event_sd_;
+  std::vector<Session*> dirty_;
+  std::unordered_map<std::uint32_t, std::weak_ptr<Link>> by_token_;
+  struct Watch {
+    int subflows = -1;
+    bool fallback_warned = false;
+    std::string who;
+  };
+  std::unordered_map<const Link*, Watch> watch_;
+  LinkCounters retired_;
+  ReplayCounters retired_r_;
+  Clock::time_point started_ = Clock::now();
+};
+
+}  // namespace tunnel

@@ -1,0 +1,252 @@
+#include <tunnel/gateway.hpp>
+#include <tunnel/mptcp_uapi.hpp>
+
+#include <fmt/format.h>
+#include <spdlog/spdlog.h>
+
+#include <netinet/in.h>
+
+namespace tunnel {
+namespace asio = boost::asio;
+using tcp = asio::ip::tcp;
+
+namespace {
+std::string ep(const tcp::endpoint& e) {
+  return e.address().is_v6() ? fmt::format("[{}]:{}", e.address().to_string(), e.port())
+                             : fmt::format("{}:{}", e.address().to_string(), e.port());
+}
+}  // namespace
+
+Gateway::Gateway(asio::io_context& io, GatewayConfig cfg)
+    : Node(io, cfg.node), gcfg_(std::move(cfg)), acceptor_(io), table_(gcfg_.max_cpes) {}
+
+Gateway::~Gateway() = default;
+
+void Gateway::on_start() {
+  const int family = gcfg_.listen.address().is_v4() ? AF_INET : AF_INET6;
+  // Joins arrive on the listening socket; accept as many subflows as the PM allows.
+  if (pm_) paths_.emplace(*pm_, std::vector<PathSpec>{}, family, uapi::kPmMaxLimit, uapi::kPmMaxLimit);
+  const int fd = open_socket(family);
+  acceptor_.assign(gcfg_.listen.protocol(), fd);
+  // Accepted connections inherit it; joins take the connection's.
+  if (auto ec = tune_socket(fd, {false, 0, cfg_.tuning.congestion}); ec && !cfg_.tuning.congestion.empty())
+    throw std::runtime_error("--congestion " + cfg_.tuning.congestion + ": " + ec.message() +
+                             " (see net.ipv4.tcp_available_congestion_control)");
+  acceptor_.set_option(tcp::acceptor::reuse_address(true));
+  acceptor_.bind(gcfg_.listen);
+  acceptor_.listen(256);
+  spdlog::info("listening on {} ({}), gateway id '{}'", ep(local_endpoint()), cfg_.mptcp ? "MPTCP" : "TCP", gcfg_.id);
+  accept_next();
+}
+
+void Gateway::on_stop() {
+  boost::system::error_code ec;
+  acceptor_.close(ec);
+  for (auto& hc : pending_) hc->close();
+  pending_.clear();
+  for (auto& [sid, s] : sessions_) s->close();
+}
+
+tcp::endpoint Gateway::local_endpoint() const {
+  boost::system::error_code ec;
+  return acceptor_.local_endpoint(ec);
+}
+
+void Gateway::for_each_session(const std::function<void(const Session&)>& f) const {
+  for (const auto& [sid, s] : sessions_) f(*s);
+}
+
+const Session* Gateway::find(std::string_view cpe_id) const {
+  const auto sid = table_.session_of(cpe_id);
+  auto it = sid ? sessions_.find(sid) : sessions_.end();
+  return it == sessions_.end() ? nullptr : it->second.get();
+}
+
+// ---------------------------------------------------------------- data
+
+void Gateway::on_packets(TunPort::Packets pkts, Clock::time_point now) {
+  for (const auto pkt : pkts) {
+    PacketAddrs a;
+    Session* s = packet_addrs(pkt, a) ? table_.route(a.family, a.dst) : nullptr;
+    if (!s) {
+      ++dc_.drop_no_route;
+      continue;
+    }
+    if (s->enqueue(pkt, now)) mark_dirty(*s);
+  }
+}
+
+void Gateway::on_tick(Clock::time_point now) {
+  std::vector<std::uint64_t> expired;
+  for (auto& [sid, s] : sessions_)
+    if (!s->tick(now)) expired.push_back(sid);
+  for (auto sid : expired)
+    destroy(sid, fmt::format("not resumed within {} ms", cfg_.link.hold.count()), dc_.sessions_expired);
+}
+
+void Gateway::link_failed(Session& s, Link& l, Fault why, std::string_view detail) {
+  if (why == Fault::peer_closed) {
+    spdlog::info("CPE '{}': session {:016x} closed by the CPE", s.peer_id, s.id());
+    destroy(s.id(), {}, dc_.sessions_closed);
+    return;
+  }
+  spdlog::warn("CPE '{}': link {} connection lost ({}{}{}); holding session {:016x} for {} ms", s.peer_id, l.index(),
+               to_string(why), detail.empty() ? "" : ": ", detail, s.id(), cfg_.link.hold.count());
+}
+
+void Gateway::destroy(std::uint64_t sid, std::string_view why, std::uint64_t& counter) {
+  auto it = sessions_.find(sid);
+  if (it == sessions_.end()) return;
+  Session& s = *it->second;
+  if (!why.empty())
+    spdlog::warn("CPE '{}': session {:016x} destroyed: {}; {} buffered packets dropped", s.peer_id, sid, why,
+                 s.buffered_packets());
+  s.close();
+  ++counter;
+  retire(s);
+  table_.erase(sid);
+  sessions_.erase(it);  // its links are orphaned; their pending handlers hold them until they run
+}
+
+// ---------------------------------------------------------------- handshake
+
+void Gateway::accept_next() {
+  acceptor_.async_accept([this](const boost::system::error_code& ec, tcp::socket s) {
+    if (ec == asio::error::operation_aborted || stopping_) return;
+    if (ec) {
+      spdlog::warn("accept: {}", ec.message());
+    } else {
+      boost::system::error_code pec;
+      const auto peer = s.remote_endpoint(pec);
+      start_handshake(std::move(s), pec ? std::string("?") : ep(peer));
+    }
+    accept_next();
+  });
+}
+
+void Gateway::start_handshake(tcp::socket s, std::string peer) {
+  if (pending_.size() >= gcfg_.max_pending) {
+    if (++dc_.rejected_pending % 100 == 1)
+      spdlog::warn("connection from {} refused: {} handshakes pending (--max-pending); {} refused so far", peer,
+                   pending_.size(), dc_.rejected_pending);
+    return;  // the socket closes here
+  }
+  auto hc = std::make_shared<HandshakeConn>(std::move(s), std::move(peer));
+  pending_.insert(hc);
+  hc->set_deadline(gcfg_.handshake_timeout);
+  hs::Challenge ch{hs::random_nonce(), wire::kMinVersion, gcfg_.max_version};
+  std::vector<std::uint8_t> body;
+  hs::encode(ch, body);
+  if (!hc->send_frame(wire::FrameType::challenge, wire::kMinVersion, body)) {
+    refuse(hc, Fault::socket_error, "cannot send the challenge", wire::kMinVersion);
+    return;
+  }
+  hc->read_frame(wire::kMinVersion, gcfg_.max_version,
+                 [this, hc, n = ch.nonce](Fault f, const wire::Frame& fr, std::string_view detail) {
+                   on_hello(hc, n, f, fr, detail);
+                 });
+}
+
+void Gateway::refuse(const ConnPtr& hc, Fault why, const std::string& detail, std::uint8_t version) {
+  spdlog::warn("handshake from {} failed: {}{}{}", hc->peer(), to_string(why), detail.empty() ? "" : ": ", detail);
+  ++dc_.handshake_failures;
+  if (why == Fault::auth_failed) ++dc_.auth_failures;
+  if (why == Fault::handshake_timeout) ++dc_.handshake_timeouts;
+  if (const auto reason = wire_reason(why); !reason.empty()) hc->send_error(reason, version);
+  hc->close();
+  pending_.erase(hc);
+}
+
+void Gateway::on_hello(const ConnPtr& hc, const hs::Nonce& server_nonce, Fault f, const wire::Frame& fr,
+                       std::string_view detail) {
+  if (f != Fault::none) {
+    if (f == Fault::unsupported_version) ++dc_.proto_errors[static_cast<std::size_t>(wire::ParseStatus::bad_version)];
+    if (f == Fault::malformed_frame) ++dc_.proto_errors[static_cast<std::size_t>(wire::ParseStatus::bad_length)];
+    refuse(hc, f, std::string(detail), wire::kMinVersion);
+    return;
+  }
+  const std::uint8_t v = fr.version;
+  if (fr.type != wire::FrameType::hello) {
+    refuse(hc, Fault::unexpected_frame, fmt::format("expected HELLO, got {}", wire::to_string(fr.type)), v);
+    return;
+  }
+  std::string bad;
+  auto hello = hs::decode_hello(fr.body, v, bad);
+  if (!hello) {
+    refuse(hc, Fault::malformed_hello, bad, v);
+    return;
+  }
+  const hs::Key* key = nullptr;
+  if (gcfg_.keys) {
+    key = gcfg_.keys->find(hello->id);
+    if (!key || !hs::verify_hello(fr.body, v, *key, server_nonce)) {
+      refuse(hc, Fault::auth_failed,
+             key ? fmt::format("CPE '{}': wrong proof of the key", hello->id)
+                 : fmt::format("unknown CPE id '{}'", hello->id),
+             v);
+      return;
+    }
+  }
+  if (hello->link > 0) {  // a join: the session must be this CPE's current one
+    auto it = sessions_.find(hello->resume_session);
+    if (it == sessions_.end() || it->second->peer_id != hello->id) {
+      refuse(hc, Fault::unknown_session,
+             fmt::format("CPE '{}': link {} names session {:016x}", hello->id, hello->link, hello->resume_session), v);
+      return;
+    }
+    Session& s = *it->second;
+    Link& l = s.link(hello->link);
+    if (accept_link(hc, s, l, *hello, v, key, server_nonce, true))
+      spdlog::info("CPE '{}' from {}: link {} joined session {:016x}", s.peer_id, l.remote, l.index(), s.id());
+    return;
+  }
+  std::uint64_t fresh = 0;
+  while (fresh == 0 || sessions_.count(fresh)) fresh = hs::random_u64();
+  const auto adm = table_.admit(hello->id, hello->resume_session, hello->prefixes, fresh);
+  if (adm.verdict == CpeTable::Verdict::reject) {
+    refuse(hc, adm.error, fmt::format("CPE '{}'", hello->id), v);
+    return;
+  }
+  if (adm.replaces) destroy(adm.replaces, "replaced by a new session of the same CPE", dc_.sessions_replaced);
+  const bool resumed = adm.verdict == CpeTable::Verdict::resume;
+  auto& slot = sessions_[adm.session_id];
+  if (!resumed) {
+    slot = std::make_unique<Session>(io_, *port_, cfg_.link, adm.session_id, events());
+    ++dc_.sessions_created;
+  }
+  Session& s = *slot;
+  s.peer_id = hello->id;
+  s.prefixes = hello->prefixes;
+  s.check_sources(hello->prefixes);
+  table_.insert(adm.session_id, hello->id, hello->prefixes, &s);
+  Link& l = s.link(0);
+  const auto replayed0 = s.counters().replayed;
+  if (!accept_link(hc, s, l, *hello, v, key, server_nonce, resumed)) return;
+  if (resumed)
+    spdlog::info("CPE '{}' from {}: resumed session {:016x} (it had {}, we had {}; replaying {} packets)", s.peer_id,
+                 l.remote, s.id(), hello->resume_rx_dsn, l.core().rx_last(), s.counters().replayed - replayed0);
+  else
+    spdlog::info("CPE '{}' from {}: new session {:016x} (protocol {}){}", s.peer_id, l.remote, s.id(), v,
+                 hello->resume_session ? fmt::format(" (session {:016x} was not held)", hello->resume_session) : "");
+}
+
+bool Gateway::accept_link(const ConnPtr& hc, Session& s, Link& l, const hs::Hello& hello, std::uint8_t version,
+                          const hs::Key* key, const hs::Nonce& server_nonce, bool resumed) {
+  hs::HelloAck ack{s.id(), resumed ? l.core().rx_last() : 0, resumed,
+                   static_cast<std::uint32_t>(cfg_.link.heartbeat.count()), gcfg_.id, {}};
+  std::vector<std::uint8_t> body;
+  hs::encode(ack, version, body);
+  if (key) hs::sign_hello_ack(body, version, *key, hello.nonce, server_nonce);
+  if (!hc->send_frame(wire::FrameType::hello_ack, version, body)) {
+    refuse(hc, Fault::socket_error, "cannot send HELLO_ACK", version);
+    return false;
+  }
+  pending_.erase(hc);
+  const auto early = hc->leftover();
+  l.remote = hc->peer();
+  l.attach(hc->take_socket(), early, resumed ? hello.resume_rx_dsn : 0, version);
+  attached(l, fmt::format("CPE '{}'{}", s.peer_id, l.index() ? fmt::format(" link {}", l.index()) : ""));
+  return true;
+}
+
+}  // namespace tunnel

@@ -1,0 +1,310 @@
+// See link_core.hpp for how a link sends, receives and resumes.
+#include <tunnel/link_core.hpp>
+
+#include <algorithm>
+#include <cstring>
+
+namespace tunnel {
+
+namespace {
+std::int64_t to_ms(LinkCore::Clock::time_point t) {
+  return std::chrono::duration_cast<std::chrono::milliseconds>(t.time_since_epoch()).count();
+}
+}  // namespace
+
+LinkCounters& LinkCounters::operator+=(const LinkCounters& o) {
+  tx_packets += o.tx_packets;
+  tx_bytes += o.tx_bytes;
+  tx_frames += o.tx_frames;
+  tx_compressed += o.tx_compressed;
+  drop_queue_full += o.drop_queue_full;
+  replayed += o.replayed;
+  peak_buffered = std::max(peak_buffered, o.peak_buffered);
+  rx_packets += o.rx_packets;
+  rx_bytes += o.rx_bytes;
+  rx_duplicates += o.rx_duplicates;
+  rx_missing += o.rx_missing;
+  drop_spoofed += o.drop_spoofed;
+  acks_sent += o.acks_sent;
+  acks_received += o.acks_received;
+  heartbeats_sent += o.heartbeats_sent;
+  heartbeats_received += o.heartbeats_received;
+  drop_control += o.drop_control;
+  connections += o.connections;
+  resumes += o.resumes;
+  send_calls += o.send_calls;
+  for (std::size_t i = 0; i < proto_errors.size(); ++i) proto_errors[i] += o.proto_errors[i];
+  return *this;
+}
+
+LinkCore::LinkCore(const LinkConfig& cfg, Clock::time_point now)
+    : cfg_(cfg),
+      live_(cfg.heartbeat, cfg.dead_interval, cfg.hold, now),
+      tx_(std::max(cfg.buffer_bytes, 4 * (wire::kDataHeaderSize + cfg.mtu))),
+      queue_(cfg.send_queue_bytes),
+      writer_(cfg.compress),
+      now_ms_(to_ms(now)) {
+  // The receiver must hold the largest frame a peer may send, whatever our MTU.
+  rb_cap_ = std::max(cfg_.recv_buffer_bytes, 2 * (wire::kDataHeaderSize + wire::kMaxPacket));
+  rb_ = std::make_unique<std::uint8_t[]>(rb_cap_);
+  limits_.max_body = wire::kDsnSize + wire::kMaxPacket;
+}
+
+// ---------------------------------------------------------------- life
+
+void LinkCore::attach(std::uint64_t peer_rx, std::uint8_t version, std::span<const std::uint8_t> early,
+                      Clock::time_point now) {
+  connected_ = true;
+  blocked_ = false;
+  version_ = version;
+  limits_.min_version = limits_.max_version = version;
+  writer_.set_version(version);
+  if (c_.connections++ > 0) ++c_.resumes;
+  tx_.resume_from(peer_rx);
+  tx_.stamp_version(version);
+  c_.replayed += tx_.unsent_packets();
+  queue_.exempt_all(tx_);  // the replay may exceed the send queue; new packets still get theirs
+  ctl_len_ = ctl_off_ = out_ctl_ = 0;
+  const std::size_t n = std::min(early.size(), rb_cap_);
+  if (n) std::memcpy(rb_.get(), early.data(), n);
+  rlen_ = n;
+  roff_ = 0;
+  in_data_ = false;
+  acked_sent_ = rx_last_;
+  live_.connected(now);
+}
+
+void LinkCore::detach(Clock::time_point now) {
+  if (!connected_) return;
+  connected_ = false;
+  blocked_ = false;
+  ctl_len_ = ctl_off_ = out_ctl_ = 0;
+  rlen_ = roff_ = 0;
+  in_data_ = false;
+  live_.disconnected(now);
+  tx_.restart();
+}
+
+void LinkCore::reset(Clock::time_point now) {
+  detach(now);
+  tx_.clear();
+  rx_last_ = acked_sent_ = 0;
+  rx_started_ = false;
+  live_.restart_hold(now);
+}
+
+// ---------------------------------------------------------------- send
+
+bool LinkCore::stalled(Clock::time_point now) const {
+  return (blocked_ && now - blocked_since_ > cfg_.stall_after) || live_.ack_stalled(now, cfg_.stall_after);
+}
+
+bool LinkCore::enqueue(std::span<const std::uint8_t> pkt, Clock::time_point now) {
+  SendQueue::Admit admit = SendQueue::Admit::take;
+  if (connected_) {
+    admit = queue_.admit(tx_, [&] { return stalled(now); });
+    if (admit == SendQueue::Admit::drop) {
+      ++c_.drop_queue_full;
+      return false;
+    }
+  }
+  // Into the last frame while it waits unsent and has room (the writer
+  // began it: every frame comes from here); else a frame of its own.
+  const std::size_t frame_cap = std::min(cfg_.batch_bytes, wire::kDataHeaderSize + wire::kMaxPacket);
+  std::uint8_t* frame = nullptr;
+  if (tx_.tail_open() && tx_.tail_len() + pkt.size() <= frame_cap) frame = tx_.extend_tail(pkt.size());
+  if (frame) {
+    const std::size_t n = writer_.append(frame, tx_.tail_len(), pkt);
+    if (n < pkt.size()) ++c_.tx_compressed;
+    tx_.extend_commit(n, next_dsn_++);
+  } else {
+    frame = tx_.prepare(wire::kDataHeaderSize + pkt.size());
+    if (!frame) {
+      ++c_.drop_queue_full;
+      return false;
+    }
+    tx_.commit(writer_.begin(frame, next_dsn_, pkt), next_dsn_, now_ms_);
+    ++next_dsn_;
+    ++c_.tx_frames;
+  }
+  if (admit == SendQueue::Admit::keep) queue_.exempt_all(tx_);
+  ++c_.tx_packets;
+  c_.tx_bytes += pkt.size();
+  if (!connected_ || tx_.unsent_bytes() > cfg_.send_queue_bytes)
+    c_.peak_buffered = std::max<std::uint64_t>(c_.peak_buffered, tx_.unsent_packets());
+  return true;
+}
+
+int LinkCore::output(iovec (&iov)[2]) {
+  out_ctl_ = 0;
+  if (!connected_) return 0;
+  int n = 0;
+  const bool ctl = ctl_off_ < ctl_len_;
+  const bool boundary = tx_.at_frame_boundary();
+  if (ctl && boundary) {
+    out_ctl_ = ctl_len_ - ctl_off_;
+    iov[n++] = {ctl_.data() + ctl_off_, out_ctl_};
+  }
+  const auto d = tx_.unsent();
+  if (!d.empty()) {
+    // A control frame waits for the end of the frame in progress only.
+    const std::size_t len = (ctl && !boundary) ? tx_.to_boundary() : d.size();
+    iov[n++] = {const_cast<std::uint8_t*>(d.data()), len};
+  }
+  return n;
+}
+
+void LinkCore::sent(std::size_t n, Clock::time_point now) {
+  const bool had_unacked = tx_.unacked_sent_frames() > 0;
+  const std::size_t c = std::min(n, out_ctl_);
+  ctl_off_ += c;
+  n -= c;
+  out_ctl_ = 0;
+  if (ctl_off_ == ctl_len_) ctl_off_ = ctl_len_ = 0;
+  if (n) tx_.sent(n);
+  if (!had_unacked && tx_.unacked_sent_frames() > 0) live_.on_unacked(now);
+}
+
+void LinkCore::blocked(Clock::time_point now) {
+  if (!blocked_) blocked_since_ = now;
+  blocked_ = true;
+}
+
+void LinkCore::queue_control(const std::uint8_t* p, std::size_t n) {
+  if (ctl_.size() - ctl_len_ < n) {
+    ++c_.drop_control;
+    return;
+  }
+  std::memcpy(ctl_.data() + ctl_len_, p, n);
+  ctl_len_ += n;
+}
+
+void LinkCore::queue_ack() {
+  std::uint8_t b[wire::kHeaderSize + wire::kDsnSize];
+  queue_control(b, wire::encode_ack(b, rx_last_, version_));
+  acked_sent_ = rx_last_;
+  rx_unacked_bytes_ = 0;
+  ++c_.acks_sent;
+}
+
+void LinkCore::queue_close() {
+  std::uint8_t b[wire::kHeaderSize];
+  queue_control(b, wire::encode_empty(b, wire::FrameType::close, version_));
+}
+
+// ---------------------------------------------------------------- receive
+
+std::span<std::uint8_t> LinkCore::rx_space() { return {rb_.get() + rlen_, rb_cap_ - rlen_}; }
+
+void LinkCore::received(std::size_t n, Clock::time_point now) {
+  rlen_ += std::min(n, rb_cap_ - rlen_);
+  live_.on_rx(now);
+}
+
+LinkCore::RxEvent LinkCore::next(Clock::time_point now) {
+  const auto ev = [](RxKind k) {
+    RxEvent e;
+    e.kind = k;
+    return e;
+  };
+  for (;;) {
+    if (in_data_) {
+      const auto pkt = reader_.next();
+      if (!pkt.empty()) {
+        const std::uint64_t dsn = data_dsn_++;
+        if (rx_started_ && dsn <= rx_last_) {
+          ++c_.rx_duplicates;
+          return ev(RxKind::skipped);
+        }
+        if (rx_started_ && dsn > rx_last_ + 1) c_.rx_missing += dsn - rx_last_ - 1;
+        rx_started_ = true;
+        rx_last_ = dsn;
+        ++c_.rx_packets;
+        c_.rx_bytes += pkt.size();
+        rx_unacked_bytes_ += pkt.size();
+        RxEvent e = ev(RxKind::packet);
+        e.packet = pkt;
+        return e;
+      }
+      in_data_ = false;
+    }
+    const wire::ParseResult pr = wire::parse_frame({rb_.get() + roff_, rlen_ - roff_}, limits_);
+    if (pr.status == wire::ParseStatus::need_more) return {};
+    if (pr.status != wire::ParseStatus::ok) {
+      ++c_.proto_errors[static_cast<std::size_t>(pr.status)];
+      RxEvent e = ev(RxKind::fault);
+      e.fault = Fault::malformed_frame;
+      e.parse = pr.status;
+      return e;
+    }
+    roff_ += pr.consumed;
+    const wire::Frame& f = pr.frame;
+    switch (f.type) {
+      case wire::FrameType::data:
+        reader_.start(f.body);
+        data_dsn_ = f.dsn;
+        in_data_ = true;
+        continue;
+      case wire::FrameType::ack: {
+        ++c_.acks_received;
+        const std::size_t before = tx_.unacked_sent_frames();
+        tx_.ack(f.dsn);
+        if (tx_.unacked_sent_frames() != before) live_.on_ack(now, tx_.unacked_sent_frames() > 0);
+        continue;
+      }
+      case wire::FrameType::heartbeat:
+        ++c_.heartbeats_received;
+        continue;
+      case wire::FrameType::close:
+        return ev(RxKind::closed);
+      case wire::FrameType::error:
+        {
+          RxEvent e = ev(RxKind::error);
+          e.text = {reinterpret_cast<const char*>(f.body.data()), f.body.size()};
+          return e;
+        }
+      default:
+        {
+          RxEvent e = ev(RxKind::fault);
+          e.fault = Fault::unexpected_frame;
+          return e;
+        }
+    }
+  }
+}
+
+bool LinkCore::rx_done() {
+  if (roff_ > 0) {
+    std::memmove(rb_.get(), rb_.get() + roff_, rlen_ - roff_);
+    rlen_ -= roff_;
+    roff_ = 0;
+  }
+  if (connected_ && rx_unacked_bytes_ >= cfg_.ack_bytes) {
+    queue_ack();
+    return true;
+  }
+  return false;
+}
+
+// ---------------------------------------------------------------- timers
+
+Fault LinkCore::tick(Clock::time_point now) {
+  now_ms_ = to_ms(now);
+  Fault f = Fault::none;
+  if (connected_) {
+    f = live_.dead(now);
+    if (f == Fault::none) {
+      if (rx_last_ != acked_sent_) queue_ack();
+      if (live_.heartbeat_due(now)) {
+        std::uint8_t b[wire::kHeaderSize];
+        queue_control(b, wire::encode_empty(b, wire::FrameType::heartbeat, version_));
+        ++c_.heartbeats_sent;
+        live_.heartbeat_sent(now);
+      }
+    }
+  }
+  tx_.expire(now_ms_, cfg_.buffer_age.count());
+  return f;
+}
+
+}  // namespace tunnel
