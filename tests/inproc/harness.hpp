@@ -1,0 +1,85 @@
+// The in-process test tier's harness: two tunnel endpoints in one process,
+// without root. A TUN is an AF_UNIX SOCK_SEQPACKET socketpair (one end for
+// the node, which reads and writes whole packets on it like a TUN, the other
+// for the test); connections are plain TCP over loopback, through a Relay
+// the test can cut or stall.
+#pragma once
+
+#include <tunnel/client.hpp>
+#include <tunnel/gateway.hpp>
+
+#include <boost/asio/io_context.hpp>
+#include <boost/asio/ip/tcp.hpp>
+
+#include <chrono>
+#include <cstdint>
+#include <functional>
+#include <list>
+#include <memory>
+#include <string>
+#include <vector>
+
+namespace inproc {
+
+using Bytes = std::vector<std::uint8_t>;
+using namespace std::chrono_literals;
+
+// An in-memory TUN. node_fd() goes to NodeConfig::tun_fd (the node
+// duplicates it); the test injects and collects packets on the other end.
+class MemTun {
+ public:
+  MemTun();
+  ~MemTun();
+  int node_fd() const { return fds_[0]; }
+  void inject(const Bytes& pkt);
+  // Appends every packet the node has written so far to `out`.
+  void drain(std::vector<Bytes>& out);
+
+ private:
+  int fds_[2] = {-1, -1};
+};
+
+// An IPv4 UDP packet from `src` to `dst` whose payload starts with `seq`
+// (8 bytes, big-endian) and is `payload` bytes long in all.
+Bytes udp4(const char* src, const char* dst, std::uint64_t seq, std::size_t payload = 64);
+std::uint64_t seq_of(const Bytes& pkt);
+
+// A TCP relay on 127.0.0.1: each accepted connection is joined to a new
+// connection to `target`, bytes copied both ways.
+class Relay {
+ public:
+  Relay(boost::asio::io_context& io, boost::asio::ip::tcp::endpoint target);
+  ~Relay();
+  boost::asio::ip::tcp::endpoint endpoint() const;
+  // Resets every connection (both sides see the stream end) and refuses new
+  // ones for `refuse` (the relay's listener stays open).
+  void cut(std::chrono::milliseconds refuse = 0ms);
+  // While stalled, nothing is copied in either direction (a silent blackhole).
+  void stall(bool on) { stalled_ = on; }
+  std::size_t connections() const { return accepted_; }
+
+ private:
+  struct Pair;
+  void accept();
+  boost::asio::io_context& io_;
+  boost::asio::ip::tcp::endpoint target_;
+  boost::asio::ip::tcp::acceptor acc_;
+  std::list<std::shared_ptr<Pair>> pairs_;
+  bool stalled_ = false;
+  std::chrono::steady_clock::time_point refuse_until_{};
+  std::size_t accepted_ = 0;
+};
+
+inline constexpr char kKeyHex[] = "0123456789abcdef0123456789abcdef0123456789abcdef0123456789abcdef";
+
+// Node settings for tests: plain TCP, no path manager, short timers.
+tunnel::NodeConfig test_node(const MemTun& tun, const char* role);
+tunnel::GatewayConfig test_gateway(const MemTun& tun);
+tunnel::ClientConfig test_client(const MemTun& tun, boost::asio::ip::tcp::endpoint server, std::string id,
+                                 const char* prefix);
+
+// Runs `io` until `done()` or `limit` passes; returns done().
+bool run_until(boost::asio::io_context& io, const std::function<bool()>& done, std::chrono::milliseconds limit);
+void run_for(boost::asio::io_context& io, std::chrono::milliseconds d);
+
+}  // namespace inproc
