@@ -1,6 +1,10 @@
-// Start-up validation of a --path interface name, from sysfs
-// (/sys/class/net/NAME/...). An interface that does not exist yet is fine:
-// the path waits for it.
+// Start-up validation of a --path interface name. An interface that does not
+// exist yet is fine: the path waits for it.
+//
+// Facts come from ioctls in the caller's network namespace (SIOCGIFFLAGS,
+// SIOCGIFINDEX, SIOCGIFHWADDR, and SIOCETHTOOL's driver name), or, when a
+// sysfs directory is given, from its files (tests use a fake one; /sys shows
+// the namespace it was mounted in, not necessarily the caller's).
 #pragma once
 
 #include <cstdint>
@@ -18,10 +22,11 @@ enum class InterfaceKind : std::uint8_t {
 };
 const char* to_string(InterfaceKind k);
 
-// What sysfs says about interface `name`. `sysfs_net` is the directory that
-// holds one entry per interface (normally /sys/class/net). A TUN is told by
-// its driver's `tun_flags` attribute, not by the link type.
-InterfaceKind interface_kind(const std::string& name, const std::string& sysfs_net = "/sys/class/net");
+// What interface `name` is. A TUN is told by its driver (ethtool driver name
+// "tun"; in sysfs, the tun driver's `tun_flags` file), not by the link type.
+InterfaceKind interface_kind(const std::string& name);
+// The same from a sysfs tree: `sysfs_net` holds one directory per interface.
+InterfaceKind interface_kind(const std::string& name, const std::string& sysfs_net);
 
 enum class PathRefusal : std::uint8_t {
   bad_name,  // empty, longer than IFNAMSIZ - 1, or containing '/' or whitespace
@@ -33,8 +38,9 @@ const char* to_string(PathRefusal r);
 // Why `name` cannot be a --path, or nullopt when it can (absent included).
 // `own_tun` is the name of the TUN device this daemon carries packets on;
 // `own_tun_ifindex` its index once it exists (0: not known).
-std::optional<PathRefusal> check_path(const std::string& name, const std::string& own_tun, int own_tun_ifindex = 0,
-                                      const std::string& sysfs_net = "/sys/class/net");
+std::optional<PathRefusal> check_path(const std::string& name, const std::string& own_tun, int own_tun_ifindex = 0);
+std::optional<PathRefusal> check_path(const std::string& name, const std::string& own_tun, int own_tun_ifindex,
+                                      const std::string& sysfs_net);
 
 // One line for the user: "--path lo: the loopback cannot carry a path".
 std::string refusal_message(const std::string& name, PathRefusal r);
