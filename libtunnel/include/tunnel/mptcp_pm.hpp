@@ -66,23 +66,37 @@ std::optional<Endpoint> parse_endpoint(const nlmsghdr* nlh);
 std::optional<PmLimits> parse_limits(const nlmsghdr* nlh);
 std::optional<PmEventMsg> parse_event(const nlmsghdr* nlh);
 
+// The endpoint and limit operations of the in-kernel path manager, as
+// PathSetup uses them; MptcpPm is the kernel's, tests supply their own. Every
+// method throws std::system_error (code: the kernel's errno) on failure.
+class PmBackend {
+ public:
+  virtual ~PmBackend() = default;
+  virtual PmLimits get_limits() = 0;
+  virtual void set_limits(const PmLimits& l) = 0;
+  virtual std::vector<Endpoint> endpoints() = 0;
+  // Adds `ep`; returns the id the kernel gave it. Throws with errc::file_exists
+  // when an endpoint with that address exists already.
+  virtual std::uint8_t add_endpoint(const Endpoint& ep) = 0;
+  // Throws with errc::invalid_argument (EINVAL) when no endpoint has that id.
+  virtual void del_endpoint(std::uint8_t id) = 0;
+};
+
 // A synchronous client of the in-kernel path manager. Constructor and methods
 // throw std::system_error with a message naming the operation; these run at
-// start-up and shutdown, never on the data path.
-class MptcpPm {
+// start-up, shutdown and on path events, never on the data path.
+class MptcpPm final : public PmBackend {
  public:
   MptcpPm();
-  ~MptcpPm();
+  ~MptcpPm() override;
   MptcpPm(const MptcpPm&) = delete;
   MptcpPm& operator=(const MptcpPm&) = delete;
 
-  PmLimits get_limits();
-  void set_limits(const PmLimits& l);
-  std::vector<Endpoint> endpoints();
-  // Adds `ep`; returns the id the kernel gave it. Throws with errc::file_exists
-  // when an endpoint with that address exists already.
-  std::uint8_t add_endpoint(const Endpoint& ep);
-  void del_endpoint(std::uint8_t id);
+  PmLimits get_limits() override;
+  void set_limits(const PmLimits& l) override;
+  std::vector<Endpoint> endpoints() override;
+  std::uint8_t add_endpoint(const Endpoint& ep) override;
+  void del_endpoint(std::uint8_t id) override;
 
   std::uint16_t family_id() const { return family_id_; }
   std::optional<std::uint32_t> events_group() const { return events_group_; }

@@ -19,6 +19,27 @@ std::string check_kernel_support();
 // Throws std::system_error explaining a kernel without MPTCP.
 int open_mptcp_socket(int family);
 
+// socket(AF_INET6, SOCK_STREAM, IPPROTO_MPTCP) with IPV6_V6ONLY off: one
+// connection for both families, IPv4 peers as v4-mapped addresses
+// (to_v6_endpoint). The kernel refuses IPv6 subflows on an AF_INET MPTCP
+// connection; on this socket the path manager adds subflows of either family
+// (docs/paths.md, "Both families"). A listener made from it accepts IPv4 and
+// IPv6 connections and joins. Non-blocking, close-on-exec. Throws
+// std::system_error.
+int open_dual_stack_mptcp_socket();
+
+// `ep` for an AF_INET6 socket: an IPv4 address becomes v4-mapped
+// (::ffff:a.b.c.d); an IPv6 one is returned as it is.
+boost::asio::ip::tcp::endpoint to_v6_endpoint(const boost::asio::ip::tcp::endpoint& ep);
+// The reverse, for logs and comparisons: a v4-mapped address becomes IPv4.
+boost::asio::ip::tcp::endpoint unmapped(const boost::asio::ip::tcp::endpoint& ep);
+
+// Binds `fd` to `source` with port 0, leaving the port to connect()
+// (IP_BIND_ADDRESS_NO_PORT), so that a plain TCP connection per path leaves
+// with that path's address (and so by its source rule). An IPv4 source on an
+// AF_INET6 socket is bound as v4-mapped. Returns the bind's error.
+std::error_code bind_source(int fd, const boost::asio::ip::address& source);
+
 struct SocketTuning {
   bool nodelay = true;
   // Unsent bytes the kernel may hold before the socket stops being writable;

@@ -38,6 +38,58 @@ int open_mptcp_socket(int family) {
   return fd;
 }
 
+int open_dual_stack_mptcp_socket() {
+  const int fd = open_mptcp_socket(AF_INET6);
+  const int off = 0;
+  if (::setsockopt(fd, IPPROTO_IPV6, IPV6_V6ONLY, &off, sizeof off) < 0) {
+    const int err = errno;
+    ::close(fd);
+    throw std::system_error(err, std::generic_category(), "MPTCP socket: IPV6_V6ONLY off");
+  }
+  return fd;
+}
+
+ip::tcp::endpoint to_v6_endpoint(const ip::tcp::endpoint& ep) {
+  if (ep.address().is_v6()) return ep;
+  return {ip::make_address_v6(ip::v4_mapped, ep.address().to_v4()), ep.port()};
+}
+
+ip::tcp::endpoint unmapped(const ip::tcp::endpoint& ep) {
+  if (ep.address().is_v6() && ep.address().to_v6().is_v4_mapped())
+    return {ip::make_address_v4(ip::v4_mapped, ep.address().to_v6()), ep.port()};
+  return ep;
+}
+
+std::error_code bind_source(int fd, const ip::address& source) {
+  const int on = 1;
+  ::setsockopt(fd, IPPROTO_IP, IP_BIND_ADDRESS_NO_PORT, &on, sizeof on);  // best effort: saves ports
+  sockaddr_storage ss{};
+  socklen_t len = 0;
+  sockaddr_storage own{};
+  socklen_t own_len = sizeof own;
+  const bool v6_socket = ::getsockname(fd, reinterpret_cast<sockaddr*>(&own), &own_len) == 0 &&
+                         own.ss_family == AF_INET6;
+  if (source.is_v4() && !v6_socket) {
+    sockaddr_in sin{};
+    sin.sin_family = AF_INET;
+    sin.sin_addr.s_addr = htonl(source.to_v4().to_uint());
+    std::memcpy(&ss, &sin, sizeof sin);
+    len = sizeof sin;
+  } else {
+    const ip::address_v6 a6 =
+        source.is_v4() ? ip::make_address_v6(ip::v4_mapped, source.to_v4()) : source.to_v6();
+    sockaddr_in6 sin6{};
+    sin6.sin6_family = AF_INET6;
+    const auto b = a6.to_bytes();
+    std::memcpy(&sin6.sin6_addr, b.data(), 16);
+    sin6.sin6_scope_id = a6.scope_id();
+    std::memcpy(&ss, &sin6, sizeof sin6);
+    len = sizeof sin6;
+  }
+  if (::bind(fd, reinterpret_cast<const sockaddr*>(&ss), len) < 0) return {errno, std::generic_category()};
+  return {};
+}
+
 std::error_code tune_socket(int fd, const SocketTuning& t) {
   std::error_code first;
   auto set = [&](int level, int opt, int v) {
