@@ -216,6 +216,18 @@ TEST(Scheduler, ActivityAfterIdleDoesNotKillLinksAtOnce) {
   EXPECT_EQ(s.check(t0 + 60s + 151ms).died, 0b01);  // 50 + 100 ms (no RTT yet)
 }
 
+TEST(Scheduler, PassiveSideNeitherProbesNorDeclaresSilence) {
+  Scheduler s({.mode = Mode::redundant, .prober = false});
+  s.link_up(0, t0);
+  s.link_up(1, t0);
+  s.pick(t0);
+  EXPECT_EQ(s.probes_due(t0), 0);
+  EXPECT_EQ(s.check(t0 + 500ms).died, 0);
+  EXPECT_EQ(s.next_wakeup(t0), Clock::time_point::max());
+  EXPECT_EQ(s.link_down(1).died, 0b10);
+  EXPECT_EQ(s.pick(t0 + 500ms).links, 0b01);
+}
+
 TEST(Scheduler, StaleRule) {
   Scheduler s;
   EXPECT_FALSE(s.stale(t0, t0 + 150ms));

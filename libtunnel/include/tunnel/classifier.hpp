@@ -43,7 +43,7 @@ inline constexpr std::uint64_t kDefaultRealtimeDscp =
 struct ClassifierConfig {
   std::span<const Rule> rules;  // copied; at most kMaxRules (the rest is ignored)
   std::uint64_t realtime_dscp = kDefaultRealtimeDscp;
-  std::uint32_t dscp_flow_cap_bps = 20'000'000;
+  std::uint32_t dscp_flow_cap_bps = 4'000'000;
   std::uint32_t small_bytes = 300;
   std::uint32_t low_rate_bps = 200'000;
   std::chrono::milliseconds window{500};

@@ -51,6 +51,10 @@ using LinkMask = std::uint8_t;  // bit i: link i
 
 struct SchedulerParams {
   Mode mode = Mode::redundant;
+  // false: this side sends no probes and declares no link silent (only
+  // link_down takes a link out); it still answers the peer's probes. The
+  // gateway in redundant mode, so that 10,000 sessions cost it no timers.
+  bool prober = true;
   ms probe_interval{50};
   ms active_for{1000};
   ms min_timeout{20};

@@ -132,7 +132,7 @@ Pick Scheduler::pick(Clock::time_point now) noexcept {
 }
 
 LinkMask Scheduler::probes_due(Clock::time_point now) const noexcept {
-  if (!active(now)) return 0;
+  if (!p_.prober || !active(now)) return 0;
   LinkMask m = 0;
   for (std::size_t i = 0; i < kMaxLinks; ++i) {
     const Link& l = links_[i];
@@ -157,7 +157,7 @@ Probe Scheduler::probe(std::size_t i, Clock::time_point now) noexcept {
 
 Failover Scheduler::check(Clock::time_point now) noexcept {
   Failover all;
-  if (!active(now)) return all;
+  if (!p_.prober || !active(now)) return all;
   for (std::size_t i = 0; i < kMaxLinks; ++i) {
     const Link& l = links_[i];
     if (!l.connected || !l.live || now < silent_at(l)) continue;
@@ -169,7 +169,7 @@ Failover Scheduler::check(Clock::time_point now) noexcept {
 }
 
 Clock::time_point Scheduler::next_wakeup(Clock::time_point now) const noexcept {
-  if (!active(now)) return Clock::time_point::max();
+  if (!p_.prober || !active(now)) return Clock::time_point::max();
   Clock::time_point t = last_pick_ + p_.active_for;
   for (const Link& l : links_) {
     if (!l.connected) continue;
