@@ -208,7 +208,7 @@ awk -v R="$(awk '$1 == "dsl-alone" { print $3 }' "$WORK/results")" '
   R=$(awk '$1 == "dsl-alone" { print $3 }' "$WORK/results")
   if [[ $R =~ ^[0-9.]+$ ]]; then
     echo "set arrow from graph 0, first $R to graph 1, first $R nohead lc rgb '#2a9d2a' dt 3"
-    echo "set label 'R = DSL alone p99 ($R ms)' at graph 0.005, first $R offset 0,-0.7 font 'sans,8' tc rgb '#2a9d2a'"
+    echo "set label 'R = DSL alone p99 ($R ms)' at graph 0.995, first $R right offset 0,0.6 font 'sans,8' tc rgb '#2a9d2a'"
   fi
   i=0
   while read -r a b n; do
