@@ -12,7 +12,7 @@
 #     blackhole; the tunnel is restarted before each cut.
 # and the table against issue 11's targets. Writes a PNG of every probe's RTT
 # over time across the steps and the cuts. Not a test: it prints numbers.
-# Needs root, a build (tunneld, udp-probe, linkem), irtt, iperf3, gnuplot.
+# Needs root, a build (tunneld, linkem), irtt, iperf3, gnuplot, jq.
 #
 #   sudo ./scripts/realtime.sh [--seconds N] [--out DIR] [--tunnel-flags "FLAGS"] [--quick]
 #     --seconds       length of each irtt run (default 10, 6..30)
@@ -32,7 +32,7 @@ while (($#)); do
     --out) OUT=$2; shift 2 ;;
     --tunnel-flags) FLAGS=$2; shift 2 ;;
     --quick) QUICK=1; shift ;;
-    *) sed -n '2,24p' "$0"; exit 2 ;;
+    *) sed -n '2,21p' "$0"; exit 2 ;;
   esac
 done
 if ! [[ $SECS =~ ^[0-9]+$ ]] || ((SECS < 6 || SECS > 30)); then echo "realtime: --seconds must be 6..30" >&2; exit 2; fi
