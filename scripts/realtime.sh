@@ -32,7 +32,7 @@ while (($#)); do
     --out) OUT=$2; shift 2 ;;
     --tunnel-flags) FLAGS=$2; shift 2 ;;
     --quick) QUICK=1; shift ;;
-    *) sed -n '2,21p' "$0"; exit 2 ;;
+    *) sed -n '2,22p' "$0"; exit 2 ;;
   esac
 done
 if ! [[ $SECS =~ ^[0-9]+$ ]] || ((SECS < 6 || SECS > 30)); then echo "realtime: --seconds must be 6..30" >&2; exit 2; fi
