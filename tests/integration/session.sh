@@ -15,7 +15,7 @@ start_gateway --session-hold 3000 --handshake-timeout 2000 --max-pending 32
 CPE_PSK=$WORK/wrong.psk start_cpe
 sleep 2
 check "wrong key: the gateway refuses with a logged reason" grep -q "CPE 'cpe1': wrong proof of the key" "$WORK/gw.log"
-check "wrong key: the CPE is told why" grep -q "gateway refused: bad proof" "$WORK/cpe.log"
+check "wrong key: the CPE is told why" grep -q "refused by the gateway: authentication failed" "$WORK/cpe.log"
 g=$(status_json gw)
 check "wrong key: counted, no session ($(jq -c '{auth_failures: .counters.auth_failures, sessions: (.sessions|length)}' <<<"$g"))" \
   test "$(jq -r '.counters.auth_failures >= 1 and (.sessions | length) == 0' <<<"$g")" = true

@@ -44,6 +44,8 @@ class HandshakeConn : public std::enable_shared_from_this<HandshakeConn> {
   boost::asio::ip::tcp::socket take_socket();
   std::vector<std::uint8_t> leftover() const;
   const std::string& peer() const { return peer_; }
+  // Why the last frame was refused (malformed_frame, unsupported_version).
+  wire::ParseStatus parse_status() const { return parse_; }
   bool open() const { return sock_.is_open(); }
   std::chrono::steady_clock::time_point started() const { return started_; }
 
@@ -58,6 +60,7 @@ class HandshakeConn : public std::enable_shared_from_this<HandshakeConn> {
   std::size_t len_ = 0, consumed_ = 0;
   wire::Limits limits_;
   OnFrame cb_;
+  wire::ParseStatus parse_ = wire::ParseStatus::ok;
   bool timed_out_ = false;
   std::chrono::steady_clock::time_point started_ = std::chrono::steady_clock::now();
 };

@@ -123,10 +123,12 @@ void Client::connect(unsigned i) {
 }
 
 void Client::handshake_failed(unsigned i, Fault f, std::string_view detail) {
+  // `detail` may point into the connection's buffer: format it first.
+  const std::string why = fmt::format("handshake: {}{}{}", to_string(f), detail.empty() ? "" : ": ", detail);
   Connector& c = *conns_[i];
   if (c.hc) c.hc->close();
   c.hc.reset();
-  schedule_retry(i, fmt::format("handshake: {}{}{}", to_string(f), detail.empty() ? "" : ": ", detail));
+  schedule_retry(i, why);
 }
 
 void Client::on_challenge(unsigned i, Fault f, const wire::Frame& fr, std::string_view detail) {

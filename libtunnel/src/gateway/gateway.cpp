@@ -160,8 +160,8 @@ void Gateway::refuse(const ConnPtr& hc, Fault why, const std::string& detail, st
 void Gateway::on_hello(const ConnPtr& hc, const hs::Nonce& server_nonce, Fault f, const wire::Frame& fr,
                        std::string_view detail) {
   if (f != Fault::none) {
-    if (f == Fault::unsupported_version) ++dc_.proto_errors[static_cast<std::size_t>(wire::ParseStatus::bad_version)];
-    if (f == Fault::malformed_frame) ++dc_.proto_errors[static_cast<std::size_t>(wire::ParseStatus::bad_length)];
+    if (f == Fault::unsupported_version || f == Fault::malformed_frame)
+      ++dc_.proto_errors[static_cast<std::size_t>(hc->parse_status())];
     refuse(hc, f, std::string(detail), wire::kMinVersion);
     return;
   }

@@ -54,11 +54,15 @@ void HandshakeConn::on_readable() {
       return;
     }
     if (pr.status != wire::ParseStatus::need_more) {
-      finish(pr.status == wire::ParseStatus::bad_version ? Fault::unsupported_version : Fault::malformed_frame, {},
-             wire::to_string(pr.status));
+      // A small version number is a peer of another release; anything else
+      // in the first byte is not our protocol at all.
+      parse_ = pr.status;
+      const bool other_version = pr.status == wire::ParseStatus::bad_version && buf_[0] > 0 && buf_[0] < 16;
+      finish(other_version ? Fault::unsupported_version : Fault::malformed_frame, {}, wire::to_string(pr.status));
       return;
     }
     if (len_ == buf_.size()) {
+      parse_ = wire::ParseStatus::bad_length;
       finish(Fault::malformed_frame, {}, "handshake frame too long");
       return;
     }
