@@ -39,8 +39,16 @@ TEST(ControlWire, FrameLimitsForTheParser) {
   EXPECT_EQ(kMinMessageBody, 18u);
   EXPECT_EQ(kMinResultBody, 20u);
   EXPECT_EQ(kReceiptSize, 8u);
-  EXPECT_GT(tunnel::wire::kMaxFrameType, 0);
-  EXPECT_LT(tunnel::wire::kMaxFrameType, kMessageType);  // 9-11 are not taken by wire.hpp
+  EXPECT_EQ(static_cast<std::uint8_t>(tunnel::wire::FrameType::message), kMessageType);
+  EXPECT_EQ(static_cast<std::uint8_t>(tunnel::wire::FrameType::receipt), kReceiptType);
+  EXPECT_EQ(tunnel::wire::kMaxBody, kMaxMessageBody);
+  // The parser takes a receipt of exactly its size and nothing longer.
+  Bytes f(tunnel::wire::kHeaderSize + kReceiptSize, 1);
+  tunnel::wire::encode_header(f.data(), tunnel::wire::FrameType::receipt, 0, kReceiptSize);
+  EXPECT_EQ(tunnel::wire::parse_frame(f, {}).status, tunnel::wire::ParseStatus::ok);
+  f.push_back(0);
+  tunnel::wire::encode_header(f.data(), tunnel::wire::FrameType::receipt, 0, kReceiptSize + 1);
+  EXPECT_EQ(tunnel::wire::parse_frame(f, {}).status, tunnel::wire::ParseStatus::bad_length);
 }
 
 TEST(ControlWire, MessageRoundTripAtTheLimits) {

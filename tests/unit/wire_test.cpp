@@ -118,6 +118,16 @@ TEST(Wire, RejectsBadVersionAtFirstByte) {
   EXPECT_EQ(parse(f).status, w::ParseStatus::bad_version);
 }
 
+TEST(Wire, Version3KnowsOnlyItsOwnFrameTypes) {
+  Bytes f(w::kHeaderSize + 8, 0);
+  w::encode_header(f.data(), w::FrameType::receipt, 0, 8, 3);
+  w::Limits v3;
+  v3.min_version = v3.max_version = 3;
+  EXPECT_EQ(parse(f, v3).status, w::ParseStatus::bad_type);
+  w::encode_header(f.data(), w::FrameType::receipt, 0, 8, 4);
+  EXPECT_EQ(parse(f).status, w::ParseStatus::ok);
+}
+
 TEST(Wire, AcceptsOnlyTheVersionsOfTheConnection) {
   Bytes f = data_frame(1, ipv4_udp(40));
   w::Limits v3;
@@ -134,7 +144,7 @@ TEST(Wire, AcceptsOnlyTheVersionsOfTheConnection) {
 
 TEST(Wire, RejectsUnknownType) {
   Bytes f = data_frame(1, ipv4_udp(40));
-  for (std::uint8_t t : {std::uint8_t{0}, std::uint8_t{9}, std::uint8_t{255}}) {
+  for (std::uint8_t t : {std::uint8_t{0}, std::uint8_t{14}, std::uint8_t{255}}) {
     f[1] = t;
     EXPECT_EQ(parse(f).status, w::ParseStatus::bad_type) << int(t);
   }

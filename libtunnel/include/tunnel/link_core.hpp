@@ -11,9 +11,10 @@
 //      frame while no byte of it was sent and it stays within batch_bytes
 //      (headers compressed against an earlier packet of the frame when they
 //      repeat, data_frame.hpp), else as a new frame.
-//   2. output(iov) names the next bytes to write: pending control frames
-//      (ACK, HEARTBEAT, CLOSE) only between whole DATA frames, then DATA from
-//      the buffer's cursor. sent(n) tells how many the socket took.
+//   2. output(iov) names the next bytes to write: queued frames (the core's
+//      ACK, HEARTBEAT, CLOSE and whole frames from above, queue_frame()) only
+//      between whole DATA frames, then DATA from the buffer's cursor. sent(n)
+//      tells how many the socket took.
 //   Admission while connected is the send queue's rule (send_queue.hpp): over
 //   send_queue_bytes of unsent data a new packet is dropped (counted) unless
 //   the connection is stalled: the socket took nothing (blocked() without
@@ -24,7 +25,8 @@
 //   1. The shell reads into rx_space() and calls received(n).
 //   2. next() returns events one at a time: a packet to deliver (valid until
 //      next() has returned twice more, or rx_done()), a packet skipped as a
-//      duplicate, the peer's CLOSE or ERROR, or a fault (malformed frame).
+//      duplicate, a frame for the layers above (control, realtime: types the
+//      core does not handle itself), the peer's CLOSE or ERROR, or a fault.
 //   3. When next() says none, the shell flushes what it handed on (the TUN
 //      coalescer may point into the receive buffer) and calls rx_done(),
 //      which keeps the partial frame and may queue an ACK (every ack_bytes).
@@ -48,6 +50,7 @@
 #include <memory>
 #include <span>
 #include <string_view>
+#include <vector>
 
 namespace tunnel {
 
@@ -133,6 +136,13 @@ class LinkCore {
   bool is_blocked() const { return blocked_; }
   // Queues CLOSE behind the frame in progress.
   void queue_close();
+  // Queues a whole encoded frame (its version byte is set to the
+  // connection's) to go out between DATA frames. Frames queued here are not
+  // replayed after a reconnect (the caller's protocol resends what it must)
+  // and are dropped on detach. False (counted in drop_control) when the
+  // queue holds more than kMaxQueued bytes or the link is not connected.
+  bool queue_frame(std::span<const std::uint8_t> frame);
+  static constexpr std::size_t kMaxQueued = 256 * 1024;
 
   // ---- receive
   std::span<std::uint8_t> rx_space();
@@ -142,6 +152,7 @@ class LinkCore {
     none,       // nothing more in the buffer: flush, then rx_done()
     packet,     // deliver `packet`
     skipped,    // a packet was dropped (duplicate): the shell flushes what it handed on
+    frame,      // `frame` is for the layers above (valid until the next call)
     closed,     // the peer sent CLOSE
     error,      // the peer sent ERROR: `text` is its reason
     fault,      // the stream is corrupt or out of protocol: `fault`, `parse`
@@ -149,6 +160,7 @@ class LinkCore {
   struct RxEvent {
     RxKind kind = RxKind::none;
     std::span<const std::uint8_t> packet;
+    wire::Frame frame;
     std::string_view text;
     Fault fault = Fault::none;
     wire::ParseStatus parse = wire::ParseStatus::ok;
@@ -169,10 +181,10 @@ class LinkCore {
   const ReplayBuffer& buffer() const { return tx_; }
   const LinkCounters& counters() const { return c_; }
   LinkCounters& counters() { return c_; }
-  bool has_output() const { return ctl_off_ < ctl_len_ || !tx_.unsent().empty(); }
+  bool has_output() const { return xq_off_ < xq_.size() || !tx_.unsent().empty(); }
 
  private:
-  void queue_control(const std::uint8_t* p, std::size_t n);
+  bool queue_control(const std::uint8_t* p, std::size_t n);
   void queue_ack();
   bool stalled(Clock::time_point now) const;
 
@@ -188,9 +200,9 @@ class LinkCore {
   wire::DataWriter writer_;
   std::int64_t now_ms_;  // frame timestamps for the age limit: set every tick, not read per packet
   std::uint64_t next_dsn_ = 1;
-  std::array<std::uint8_t, 512> ctl_{};  // pending control frames
-  std::size_t ctl_len_ = 0, ctl_off_ = 0;
-  std::size_t out_ctl_ = 0;              // control bytes in the last output()
+  std::vector<std::uint8_t> xq_;  // queued whole frames, sent from xq_off_
+  std::size_t xq_off_ = 0;
+  std::size_t out_xq_ = 0;        // queued bytes in the last output()
 
   std::unique_ptr<std::uint8_t[]> rb_;
   std::size_t rb_cap_ = 0, rlen_ = 0, roff_ = 0;

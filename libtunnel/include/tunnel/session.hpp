@@ -36,6 +36,14 @@ class SessionEvents {
   // Link `link`'s connection ended (Fault::peer_closed: the peer ended the
   // session). The link keeps its stream for resume.
   virtual void link_failed(Session& s, Link& link, Fault why, std::string_view detail) = 0;
+  // A frame for the layers above the link core (control, probes), called
+  // inline while the link parses: `f` is valid during the call only. False
+  // when the frame is not acceptable here: the link then ends the connection
+  // with Fault::unexpected_frame.
+  virtual bool frame_received(Session& s, Link& link, const wire::Frame& f) {
+    (void)s, (void)link, (void)f;
+    return false;
+  }
 
  protected:
   ~SessionEvents() = default;
@@ -94,8 +102,9 @@ class Session {
   std::string peer_id;
   std::vector<Prefix> prefixes;
 
-  // Called by a Link (posted).
+  // Called by a Link: link_failed posted, frame_received inline.
   void link_failed(Link& l, Fault why, std::string_view detail) { events_.link_failed(*this, l, why, detail); }
+  bool frame_received(Link& l, const wire::Frame& f) { return events_.frame_received(*this, l, f); }
 
  private:
   boost::asio::io_context& io_;

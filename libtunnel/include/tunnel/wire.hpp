@@ -43,10 +43,19 @@ enum class FrameType : std::uint8_t {
   ack = 6,        // body: cumulative dsn(8): every DATA frame up to it arrived
   close = 7,      // body: empty; the sender ends the session
   challenge = 8,  // gateway -> CPE, first frame on a connection: nonce (handshake.hpp)
+  // Version 4 only (a version 3 connection refuses them as bad_type):
+  message = 9,    // control message (control_wire.hpp)
+  result = 10,    // control result (control_wire.hpp)
+  receipt = 11,   // control receipt (control_wire.hpp)
+  rt_data = 12,   // realtime packet with its session-level sequence (realtime_wire.hpp)
+  probe = 13,     // liveness probe or its answer (realtime_wire.hpp)
 };
-inline constexpr std::uint8_t kMaxFrameType = 8;
+inline constexpr std::uint8_t kMaxFrameType = 13;
+inline constexpr std::uint8_t kMaxFrameTypeV3 = 8;
 // Largest HELLO/HELLO_ACK/CHALLENGE body.
 inline constexpr std::size_t kMaxHandshakeBody = 4096;
+// Largest body of any frame type (a control message: control_wire.hpp).
+inline constexpr std::size_t kMaxBody = 65617;  // == control::kMaxMessageBody
 
 std::string_view to_string(FrameType t) noexcept;
 
@@ -68,7 +77,7 @@ std::string_view to_string(ParseStatus s) noexcept;
 struct Limits {
   // Largest body the receiver accepts, for any frame type. For DATA this is
   // kDsnSize + the largest packet expected (the peer's MTU).
-  std::size_t max_body = kDsnSize + kMaxPacket;
+  std::size_t max_body = kMaxBody;
   // Versions accepted in the version byte: the connection's one after the
   // handshake, the range this build speaks during it.
   std::uint8_t min_version = kVersion;

@@ -187,6 +187,16 @@ bool Link::drain() {
       case LinkCore::RxKind::skipped:
         tun_.flush();
         continue;
+      case LinkCore::RxKind::frame: {
+        tun_.flush();
+        const std::uint64_t gen = generation_;
+        if (!owner_ || !owner_->frame_received(*this, ev.frame)) {
+          fail(Fault::unexpected_frame, std::string(wire::to_string(ev.frame.type)));
+          return false;
+        }
+        if (gen != generation_) return false;  // the handler ended this connection
+        continue;
+      }
       case LinkCore::RxKind::none:
         tun_.flush();
         if (core_.rx_done()) flush();

@@ -47,7 +47,7 @@ LinkCore::LinkCore(const LinkConfig& cfg, Clock::time_point now)
   // The receiver must hold the largest frame a peer may send, whatever our MTU.
   rb_cap_ = std::max(cfg_.recv_buffer_bytes, 2 * (wire::kDataHeaderSize + wire::kMaxPacket));
   rb_ = std::make_unique<std::uint8_t[]>(rb_cap_);
-  limits_.max_body = wire::kDsnSize + wire::kMaxPacket;
+  xq_.reserve(4096);
 }
 
 // ---------------------------------------------------------------- life
@@ -64,7 +64,8 @@ void LinkCore::attach(std::uint64_t peer_rx, std::uint8_t version, std::span<con
   tx_.stamp_version(version);
   c_.replayed += tx_.unsent_packets();
   queue_.exempt_all(tx_);  // the replay may exceed the send queue; new packets still get theirs
-  ctl_len_ = ctl_off_ = out_ctl_ = 0;
+  xq_.clear();
+  xq_off_ = out_xq_ = 0;
   const std::size_t n = std::min(early.size(), rb_cap_);
   if (n) std::memcpy(rb_.get(), early.data(), n);
   rlen_ = n;
@@ -78,7 +79,8 @@ void LinkCore::detach(Clock::time_point now) {
   if (!connected_) return;
   connected_ = false;
   blocked_ = false;
-  ctl_len_ = ctl_off_ = out_ctl_ = 0;
+  xq_.clear();
+  xq_off_ = out_xq_ = 0;
   rlen_ = roff_ = 0;
   in_data_ = false;
   live_.disconnected(now);
@@ -136,14 +138,14 @@ bool LinkCore::enqueue(std::span<const std::uint8_t> pkt, Clock::time_point now)
 }
 
 int LinkCore::output(iovec (&iov)[2]) {
-  out_ctl_ = 0;
+  out_xq_ = 0;
   if (!connected_) return 0;
   int n = 0;
-  const bool ctl = ctl_off_ < ctl_len_;
+  const bool ctl = xq_off_ < xq_.size();
   const bool boundary = tx_.at_frame_boundary();
   if (ctl && boundary) {
-    out_ctl_ = ctl_len_ - ctl_off_;
-    iov[n++] = {ctl_.data() + ctl_off_, out_ctl_};
+    out_xq_ = xq_.size() - xq_off_;
+    iov[n++] = {xq_.data() + xq_off_, out_xq_};
   }
   const auto d = tx_.unsent();
   if (!d.empty()) {
@@ -156,11 +158,14 @@ int LinkCore::output(iovec (&iov)[2]) {
 
 void LinkCore::sent(std::size_t n, Clock::time_point now) {
   const bool had_unacked = tx_.unacked_sent_frames() > 0;
-  const std::size_t c = std::min(n, out_ctl_);
-  ctl_off_ += c;
+  const std::size_t c = std::min(n, out_xq_);
+  xq_off_ += c;
   n -= c;
-  out_ctl_ = 0;
-  if (ctl_off_ == ctl_len_) ctl_off_ = ctl_len_ = 0;
+  out_xq_ = 0;
+  if (xq_off_ == xq_.size()) {
+    xq_.clear();
+    xq_off_ = 0;
+  }
   if (n) tx_.sent(n);
   if (!had_unacked && tx_.unacked_sent_frames() > 0) live_.on_unacked(now);
 }
@@ -170,13 +175,23 @@ void LinkCore::blocked(Clock::time_point now) {
   blocked_ = true;
 }
 
-void LinkCore::queue_control(const std::uint8_t* p, std::size_t n) {
-  if (ctl_.size() - ctl_len_ < n) {
+bool LinkCore::queue_control(const std::uint8_t* p, std::size_t n) {
+  if (!connected_ || xq_.size() - xq_off_ + n > kMaxQueued) {
     ++c_.drop_control;
-    return;
+    return false;
   }
-  std::memcpy(ctl_.data() + ctl_len_, p, n);
-  ctl_len_ += n;
+  if (xq_off_ > 0 && xq_off_ == xq_.size()) {
+    xq_.clear();
+    xq_off_ = 0;
+  }
+  xq_.insert(xq_.end(), p, p + n);
+  xq_[xq_.size() - n] = version_;
+  return true;
+}
+
+bool LinkCore::queue_frame(std::span<const std::uint8_t> frame) {
+  if (frame.size() < wire::kHeaderSize) return false;
+  return queue_control(frame.data(), frame.size());
 }
 
 void LinkCore::queue_ack() {
@@ -263,6 +278,15 @@ LinkCore::RxEvent LinkCore::next(Clock::time_point now) {
           e.text = {reinterpret_cast<const char*>(f.body.data()), f.body.size()};
           return e;
         }
+      case wire::FrameType::message:
+      case wire::FrameType::result:
+      case wire::FrameType::receipt:
+      case wire::FrameType::rt_data:
+      case wire::FrameType::probe: {
+        RxEvent e = ev(RxKind::frame);
+        e.frame = f;
+        return e;
+      }
       default:
         {
           RxEvent e = ev(RxKind::fault);

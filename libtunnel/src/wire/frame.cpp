@@ -1,4 +1,6 @@
 #include <tunnel/data_frame.hpp>
+#include <tunnel/control_wire.hpp>
+#include <tunnel/realtime_wire.hpp>
 #include <tunnel/wire.hpp>
 
 #include <algorithm>
@@ -49,6 +51,11 @@ constexpr BodyRule body_rule(FrameType t) noexcept {
     case FrameType::hello:
     case FrameType::hello_ack:
     case FrameType::challenge: return {0, kMaxHandshakeBody};
+    case FrameType::message: return {control::kMinMessageBody, control::kMaxMessageBody};
+    case FrameType::result: return {control::kMinResultBody, control::kMaxResultBody};
+    case FrameType::receipt: return {control::kReceiptSize, control::kReceiptSize};
+    case FrameType::rt_data: return {realtime::kRseqSize + 20, realtime::kRseqSize + kMaxPacket};
+    case FrameType::probe: return {realtime::kProbeBodySize, realtime::kProbeBodySize};
   }
   return {0, 0};
 }
@@ -65,6 +72,11 @@ std::string_view to_string(FrameType t) noexcept {
     case FrameType::ack: return "ACK";
     case FrameType::close: return "CLOSE";
     case FrameType::challenge: return "CHALLENGE";
+    case FrameType::message: return "MESSAGE";
+    case FrameType::result: return "RESULT";
+    case FrameType::receipt: return "RECEIPT";
+    case FrameType::rt_data: return "RT_DATA";
+    case FrameType::probe: return "PROBE";
   }
   return "UNKNOWN";
 }
@@ -92,7 +104,7 @@ ParseResult parse_frame(std::span<const std::uint8_t> in, const Limits& limits) 
     return r;
   }
   if (in.size() < 2) return r;
-  if (in[1] == 0 || in[1] > kMaxFrameType) {
+  if (in[1] == 0 || in[1] > (in[0] >= 4 ? kMaxFrameType : kMaxFrameTypeV3)) {
     r.status = ParseStatus::bad_type;
     return r;
   }
