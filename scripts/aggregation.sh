@@ -14,27 +14,31 @@
 #     alone (DSL: the direct route, no tunnel, no load); p50 and p99.
 # Not a test: it prints numbers. Needs root and a build.
 #
-#   sudo ./scripts/aggregation.sh [--seconds N] [--size BYTES] [--tunnel-flags "FLAGS"]
+#   sudo ./scripts/aggregation.sh [--seconds N] [--size BYTES] [--tunnel-flags "FLAGS"] [--tunneld PATH]
 #     --seconds       length of each load run (default 20; the window is N-4 s)
 #     --size          UDP payload of the load (default 1200)
 #     --tunnel-flags  extra flags for both tunneld ends, e.g.
 #                     "--batch-bytes 0 --no-header-compression" (version 2's bytes)
+#     --tunneld       the tunneld binary for both ends (default build/tunneld/tunneld),
+#                     e.g. an older build to compare releases in one run
 set -euo pipefail
 ROOT="$(cd "$(dirname "$0")/.." && pwd)"
 SECS=20
 SIZE=1200
 FLAGS=""
+TUNNELD=""
 while (($#)); do
   case $1 in
     --seconds) SECS=$2; shift 2 ;;
     --size) SIZE=$2; shift 2 ;;
     --tunnel-flags) FLAGS=$2; shift 2 ;;
-    *) sed -n '2,21p' "$0"; exit 2 ;;
+    --tunneld) TUNNELD=$2; shift 2 ;;
+    *) sed -n '2,23p' "$0"; exit 2 ;;
   esac
 done
 if ! [[ $SECS =~ ^[0-9]+$ ]] || ((SECS < 8 || SECS > 60)); then echo "aggregation: --seconds must be 8..60" >&2; exit 2; fi
 if ! [[ $SIZE =~ ^[0-9]+$ ]] || ((SIZE < 64 || SIZE > 1472)); then echo "aggregation: --size must be 64..1472" >&2; exit 2; fi
-TUNNELD="$ROOT/build/tunneld/tunneld"
+[[ -n $TUNNELD ]] || TUNNELD="$ROOT/build/tunneld/tunneld"
 PROBE="$ROOT/build/netns-testbed/udp-probe"
 export LINKEM="$ROOT/build/netns-testbed/linkem"
 [[ -x $TUNNELD && -x $PROBE && -x $LINKEM ]] || { echo "aggregation: build first (scripts/build.sh)" >&2; exit 1; }

@@ -7,27 +7,31 @@
 # sender, both daemons and the receiver share the cores and single runs vary;
 # it prints every round and the median ratio. Needs root and a build.
 #
-#   sudo ./scripts/bench.sh [--seconds N] [--rounds R] [--json FILE] [--tunnel-flags "FLAGS"]
+#   sudo ./scripts/bench.sh [--seconds N] [--rounds R] [--json FILE] [--tunnel-flags "FLAGS"] [--tunneld PATH]
 #     --tunnel-flags  extra flags for both tunneld ends, e.g.
 #                     "--batch-bytes 0 --no-header-compression" (version 2's bytes)
+#     --tunneld       the tunneld binary for both ends (default build/tunneld/tunneld),
+#                     e.g. an older build to compare releases in one run
 set -euo pipefail
 ROOT="$(cd "$(dirname "$0")/.." && pwd)"
 SECS=4
 ROUNDS=3
 JSON_OUT=""
 FLAGS=""
+TUNNELD=""
 while (($#)); do
   case $1 in
     --seconds) SECS=$2; shift 2 ;;
     --rounds) ROUNDS=$2; shift 2 ;;
     --json) JSON_OUT=$2; shift 2 ;;
     --tunnel-flags) FLAGS=$2; shift 2 ;;
-    *) sed -n '2,13p' "$0"; exit 2 ;;
+    --tunneld) TUNNELD=$2; shift 2 ;;
+    *) sed -n '2,15p' "$0"; exit 2 ;;
   esac
 done
 ((SECS >= 1 && SECS <= 60)) || { echo "bench: --seconds must be 1..60" >&2; exit 2; }
 ((ROUNDS >= 1 && ROUNDS <= 9)) || { echo "bench: --rounds must be 1..9" >&2; exit 2; }
-TUNNELD="$ROOT/build/tunneld/tunneld"
+[[ -n $TUNNELD ]] || TUNNELD="$ROOT/build/tunneld/tunneld"
 [[ -x $TUNNELD ]] || { echo "bench: build first (scripts/build.sh)" >&2; exit 1; }
 P="bench$((RANDOM % 100))"
 TB="$ROOT/netns-testbed/testbed --prefix $P"

@@ -106,7 +106,7 @@ int run_client(const ClientOptions& o) {
   if (auto missing = tunnel::check_kernel_support(); !missing.empty()) return fail_startup(missing);
   tunnel::ClientConfig cc;
   cc.node = node_config(o, "client");
-  cc.server = o.server;
+  cc.servers = o.servers;
   cc.id = o.id;
   cc.prefixes = o.prefixes;
   for (const auto& p : o.paths) cc.paths.push_back({p, 0});

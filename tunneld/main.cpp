@@ -180,12 +180,15 @@ int main(int argc, char** argv) {
   tunneld::ServerOptions so;
   tunneld::ClientOptions co;
   Raw sraw, craw;
-  std::string listen, server;
+  std::vector<std::string> listen, server;
   std::vector<std::string> prefixes;
   unsigned connect_timeout_ms = 5000, reconnect_max_ms = 1000, path_retry_ms = 2000, handshake_ms = 5000;
 
   auto* srv = app.add_subcommand("server", "Run the gateway end: listen for CPEs");
-  srv->add_option("--listen", listen, "Address and port to listen on, ADDR:PORT or [ADDR6]:PORT")->required();
+  srv->add_option("--listen", listen,
+                  "Address and port to listen on, ADDR:PORT or [ADDR6]:PORT; repeatable (e.g. one per family: "
+                  "each address is then announced to CPEs, and a CPE path of either family joins)")
+      ->required();
   srv->add_option("--id", so.id, "This gateway's id, told to CPEs in the handshake (default: the host name)");
   srv->add_option("--max-cpes", so.max_cpes, "Most CPE sessions at once; more are refused with 'gateway full'")
       ->capture_default_str()
@@ -200,13 +203,19 @@ int main(int argc, char** argv) {
   add_common(srv, so, sraw);
 
   auto* cli = app.add_subcommand("client", "Run the CPE end: connect to a gateway over every --path");
-  cli->add_option("--server", server, "Gateway address and port, ADDR:PORT or [ADDR6]:PORT")->required();
+  cli->add_option("--server", server,
+                  "Gateway address and port, ADDR:PORT or [ADDR6]:PORT; give it once per family when the gateway "
+                  "has both (a path with only IPv6 then joins over IPv6)")
+      ->required();
   cli->add_option("--id", co.id, "This CPE's id, sent in the handshake (default: the host name)");
   cli->add_option("--prefix", prefixes,
                   "Inner prefix this CPE serves, CIDR; repeatable, at least one. The gateway routes these "
                   "destinations to it and drops packets from it with other sources")
       ->required();
-  cli->add_option("--path", co.paths, "WAN interface to open a subflow on; repeatable")->required();
+  cli->add_option("--path", co.paths,
+                  "WAN interface to open a subflow on; repeatable. It need not exist or have an address yet: "
+                  "it joins when it gets one (followed through rtnetlink)")
+      ->required();
   cli->add_option("--backup-path", co.backup_paths, "WAN interface used only when no --path works; repeatable");
   cli->add_option("--connect-timeout", connect_timeout_ms, "Milliseconds before a connect attempt is abandoned")
       ->capture_default_str()
@@ -230,12 +239,15 @@ int main(int argc, char** argv) {
   try {
     app.parse(argc, argv);
     if (*srv) {
-      so.listen = endpoint_flag(listen, "--listen");
+      for (const auto& l : listen) so.listen.push_back(endpoint_flag(l, "--listen"));
       so.handshake_timeout = std::chrono::milliseconds(handshake_ms);
       so.id = checked_id(so.id);
       finish_common(so, sraw);
     } else if (*cli) {
-      co.server = endpoint_flag(server, "--server");
+      for (const auto& v : server) co.servers.push_back(endpoint_flag(v, "--server"));
+      if (co.servers.size() > 2 ||
+          (co.servers.size() == 2 && co.servers[0].address().is_v4() == co.servers[1].address().is_v4()))
+        throw CLI::ValidationError("--server", "give one address, or one IPv4 and one IPv6 address");
       co.connect_timeout = std::chrono::milliseconds(connect_timeout_ms);
       co.reconnect_max = std::chrono::milliseconds(reconnect_max_ms);
       co.path_retry = std::chrono::milliseconds(path_retry_ms);

@@ -37,7 +37,7 @@ struct CommonOptions {
 };
 
 struct ServerOptions : CommonOptions {
-  boost::asio::ip::tcp::endpoint listen;
+  std::vector<boost::asio::ip::tcp::endpoint> listen;  // one or more (e.g. one per family)
   std::string id;                              // told to CPEs in the handshake; default: the host name
   unsigned max_cpes = 1024;
   unsigned max_pending = 64;
@@ -45,7 +45,7 @@ struct ServerOptions : CommonOptions {
 };
 
 struct ClientOptions : CommonOptions {
-  boost::asio::ip::tcp::endpoint server;
+  std::vector<boost::asio::ip::tcp::endpoint> servers;  // the gateway: one address, or one per family
   std::string id;                              // default: the host name
   std::vector<tunnel::Prefix> prefixes;        // inner prefixes announced to the gateway
   std::vector<std::string> paths;

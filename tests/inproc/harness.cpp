@@ -171,7 +171,7 @@ tunnel::NodeConfig test_node(const MemTun& tun, const char* role) {
 tunnel::GatewayConfig test_gateway(const MemTun& tun) {
   tunnel::GatewayConfig g;
   g.node = test_node(tun, "server");
-  g.listen = tcp::endpoint(asio::ip::make_address("127.0.0.1"), 0);
+  g.listen = {tcp::endpoint(asio::ip::make_address("127.0.0.1"), 0)};
   g.id = "gw-test";
   g.handshake_timeout = 1000ms;
   g.keys.emplace();
@@ -182,7 +182,7 @@ tunnel::GatewayConfig test_gateway(const MemTun& tun) {
 tunnel::ClientConfig test_client(const MemTun& tun, tcp::endpoint server, std::string id, const char* prefix) {
   tunnel::ClientConfig c;
   c.node = test_node(tun, "client");
-  c.server = server;
+  c.servers = {server};
   c.id = std::move(id);
   c.prefixes = {tunnel::parse_prefix(prefix)};
   c.key = tunnel::hs::parse_key(kKeyHex);

@@ -1,8 +1,13 @@
 // The CPE's role (on the Node skeleton, node.hpp): one session with the
 // gateway, whose links it dials (link 0 opens or resumes the session; the
 // others join it), reconnecting each with exponential backoff and jitter
-// when its connection breaks; the WAN paths as in-kernel MPTCP endpoints,
-// rebuilt when a path's subflow is gone.
+// when its connection breaks; the WAN paths followed through rtnetlink
+// (client_paths.hpp).
+//
+// The gateway may have an address per family (`servers`): link 0 dials the
+// first whose family some path can reach, on a dual-stack socket when there
+// are two, so that the gateway's announcement of its other address gives a
+// path of the other family its subflow.
 //
 // Handshake, client side (docs/protocol.md, "Handshake"):
 //   1. connect within connect_timeout;
@@ -15,6 +20,7 @@
 //      new session: what was buffered for the old one is dropped (counted).
 #pragma once
 
+#include <tunnel/client_paths.hpp>
 #include <tunnel/handshake.hpp>
 #include <tunnel/handshake_conn.hpp>
 #include <tunnel/node.hpp>
@@ -32,7 +38,7 @@ namespace tunnel {
 
 struct ClientConfig {
   NodeConfig node;
-  boost::asio::ip::tcp::endpoint server;
+  std::vector<boost::asio::ip::tcp::endpoint> servers;  // the gateway: one or two (one per family)
   std::string id;                              // this CPE's id
   std::vector<Prefix> prefixes;                // inner prefixes announced to the gateway
   std::vector<PathSpec> paths;                 // WAN paths (in-kernel endpoints); empty: none managed
@@ -53,6 +59,10 @@ class Client final : public Node {
   void for_each_session(const std::function<void(const Session&)>& f) const override { f(*session_); }
   Session& session() { return *session_; }
   const std::string& gateway_id() const { return gateway_id_; }
+  // The WAN paths (nullptr without a path manager).
+  const ClientPaths* paths() const { return paths_ ? &*paths_ : nullptr; }
+  // The gateway address link 0 uses (or last tried).
+  const boost::asio::ip::tcp::endpoint& server() const { return ccfg_.servers[server_]; }
   std::uint8_t version() const { return version_; }
   // Sessions ended by the gateway (CLOSE) or not resumed in time.
   const NodeCounters& client_counters() const { return dc_; }
@@ -72,6 +82,7 @@ class Client final : public Node {
   void on_packets(TunPort::Packets pkts, Clock::time_point now) override;
   void on_tick(Clock::time_point now) override;
   void on_stats() override;
+  void on_subflow_event(Link& l) override;
   void link_failed(Session& s, Link& l, Fault why, std::string_view detail) override;
 
   void connect(unsigned i);
@@ -82,16 +93,15 @@ class Client final : public Node {
   void handshake_failed(unsigned i, Fault f, std::string_view detail);
   void schedule_retry(unsigned i, std::string_view why);
   void restart_joins();
-  void maintain_paths();
+  std::size_t pick_server() const;
 
   ClientConfig ccfg_;
   std::unique_ptr<Session> session_;
   std::vector<std::unique_ptr<Connector>> conns_;
-  std::optional<PathSetup> paths_;
+  std::optional<ClientPaths> paths_;
+  std::size_t server_ = 0;                     // index in ccfg_.servers
   std::string gateway_id_;
   std::uint8_t version_ = 0;
-  std::vector<int> missing_;                   // checks in a row without a subflow, per path
-  std::vector<Clock::time_point> last_rebuild_;
   std::mt19937 rng_{std::random_device{}()};
 };
 

@@ -35,7 +35,11 @@ namespace tunnel {
 
 struct GatewayConfig {
   NodeConfig node;
-  boost::asio::ip::tcp::endpoint listen;
+  // Addresses to listen on (at least one). With several, each listening
+  // socket is dual-stack (an IPv4 address v4-mapped) so that a connection
+  // may have subflows of both families, and each address is announced to
+  // CPEs with a `signal` endpoint: a CPE path of the other family joins there.
+  std::vector<boost::asio::ip::tcp::endpoint> listen;
   std::string id;                                  // told to CPEs in HELLO_ACK (version 4)
   unsigned max_cpes = 1024;
   unsigned max_pending = 64;
@@ -51,7 +55,7 @@ class Gateway final : public Node {
 
   std::string_view state() const override { return sessions_.empty() ? "listening" : "serving"; }
   void for_each_session(const std::function<void(const Session&)>& f) const override;
-  // The address the acceptor is bound to (after start()).
+  // The address the first acceptor is bound to (after start()).
   boost::asio::ip::tcp::endpoint local_endpoint() const;
   // The session of a CPE id, or nullptr.
   const Session* find(std::string_view cpe_id) const;
@@ -65,7 +69,7 @@ class Gateway final : public Node {
   void link_failed(Session& s, Link& l, Fault why, std::string_view detail) override;
 
   using ConnPtr = std::shared_ptr<HandshakeConn>;
-  void accept_next();
+  void accept_next(boost::asio::ip::tcp::acceptor& acc);
   void start_handshake(boost::asio::ip::tcp::socket s, std::string peer);
   void on_hello(const ConnPtr& hc, const hs::Nonce& server_nonce, Fault f, const wire::Frame& fr,
                 std::string_view detail);
@@ -77,7 +81,8 @@ class Gateway final : public Node {
 
   GatewayConfig gcfg_;
   std::optional<PathSetup> paths_;
-  boost::asio::ip::tcp::acceptor acceptor_;
+  std::vector<std::unique_ptr<boost::asio::ip::tcp::acceptor>> acceptors_;
+  std::vector<std::uint8_t> signal_ids_;  // our `signal` endpoints, removed at stop
   CpeTable table_;
   std::unordered_map<std::uint64_t, std::unique_ptr<Session>> sessions_;
   std::set<ConnPtr> pending_;

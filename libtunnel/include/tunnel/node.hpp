@@ -98,6 +98,8 @@ class Node : protected SessionEvents {
   virtual void on_packets(TunPort::Packets pkts, Clock::time_point now) = 0;
   virtual void on_tick(Clock::time_point now) = 0;
   virtual void on_stats() {}
+  // A subflow of `l`'s connection was established or closed (after logging).
+  virtual void on_subflow_event(Link& l) { (void)l; }
 
   // A socket of this node's transport (MPTCP unless config says plain TCP),
   // non-blocking and close-on-exec. Throws std::system_error.

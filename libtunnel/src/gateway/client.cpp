@@ -1,5 +1,6 @@
 #include <tunnel/client.hpp>
 #include <tunnel/mptcp_uapi.hpp>
+#include <tunnel/path_check.hpp>
 
 #include <fmt/format.h>
 #include <spdlog/spdlog.h>
@@ -33,9 +34,21 @@ void Client::on_start() {
     session_->link(i);
     conns_.push_back(std::make_unique<Connector>(io_));
   }
-  if (pm_) {
-    const int family = ccfg_.server.address().is_v4() ? AF_INET : AF_INET6;
-    paths_.emplace(*pm_, ccfg_.paths, family, static_cast<std::uint32_t>(ccfg_.paths.size()), uapi::kPmMaxLimit);
+  if (ccfg_.servers.empty()) throw std::runtime_error("no gateway address");
+  if (pm_ && !ccfg_.paths.empty()) {
+    bool v4 = false, v6 = false;
+    for (const auto& s : ccfg_.servers) (s.address().is_v4() ? v4 : v6) = true;
+    const FamilyPolicy policy = v4 && v6 ? FamilyPolicy::both : v4 ? FamilyPolicy::only_v4 : FamilyPolicy::only_v6;
+    auto specs = ccfg_.paths;
+    for (const auto& p : specs) {
+      if (auto r = check_path(p.ifname, tun_ ? tun_->name() : std::string(), tun_ ? tun_->ifindex() : 0))
+        throw std::runtime_error(refusal_message(p.ifname, *r));
+    }
+    // With a gateway address per family, a path's subflows go to every address the gateway announces.
+    if (v4 && v6)
+      for (auto& p : specs) p.flags |= uapi::kPmAddrFlagFullmesh;
+    paths_.emplace(io_, *pm_, std::move(specs), policy, ccfg_.path_retry, nullptr);
+    paths_->start();
   }
   connect(0);
 }
@@ -48,7 +61,7 @@ void Client::on_stop() {
     if (c->hc) c->hc->close();
   }
   session_->close();
-  paths_.reset();  // endpoints go before the process does
+  if (paths_) paths_->stop();  // endpoints go before the process does
 }
 
 void Client::on_packets(TunPort::Packets pkts, Clock::time_point now) {
@@ -66,7 +79,26 @@ void Client::on_tick(Clock::time_point now) {
   session_->reset(0);
 }
 
-void Client::on_stats() { maintain_paths(); }
+void Client::on_stats() {
+  const int fd = session_->link(0).fd();
+  if (paths_ && fd >= 0 && cfg_.mptcp) paths_->update(connection_stats(fd), Clock::now(), true);
+}
+
+void Client::on_subflow_event(Link& l) {
+  if (paths_ && l.index() == 0 && l.fd() >= 0) paths_->update(connection_stats(l.fd()), Clock::now(), false);
+}
+
+// The first gateway address whose family some path has an address of (all
+// of them when paths are not managed here).
+std::size_t Client::pick_server() const {
+  if (!paths_ || ccfg_.servers.size() == 1) return 0;
+  for (std::size_t k = 0; k < ccfg_.servers.size(); ++k) {
+    const int fam = ccfg_.servers[k].address().is_v4() ? AF_INET : AF_INET6;
+    for (std::size_t i = 0; i < paths_->size(); ++i)
+      if (paths_->source(i, fam)) return k;
+  }
+  return 0;
+}
 
 void Client::link_failed(Session& s, Link& l, Fault why, std::string_view detail) {
   if (why == Fault::peer_closed) {  // the gateway ended the session (it is stopping)
@@ -77,7 +109,7 @@ void Client::link_failed(Session& s, Link& l, Fault why, std::string_view detail
     schedule_retry(0, "session closed by the gateway");
     return;
   }
-  spdlog::warn("{} to {} lost: {}{}{}", link_name(l.index()), ep(ccfg_.server), to_string(why),
+  spdlog::warn("{} to {} lost: {}{}{}", link_name(l.index()), ep(server()), to_string(why),
                detail.empty() ? "" : ": ", detail);
   schedule_retry(l.index(), "connection lost");
 }
@@ -93,8 +125,12 @@ void Client::connect(unsigned i) {
   }
   c.state = "connecting";
   c.sock.emplace(io_);
+  if (i == 0) server_ = pick_server();
+  const bool dual = cfg_.mptcp && ccfg_.servers.size() > 1;
+  const tcp::endpoint target = dual ? to_v6_endpoint(server()) : server();
   try {
-    c.sock->assign(ccfg_.server.protocol(), open_socket(ccfg_.server.address().is_v4() ? AF_INET : AF_INET6));
+    c.sock->assign(target.protocol(), dual ? open_dual_stack_mptcp_socket()
+                                           : open_socket(target.address().is_v4() ? AF_INET : AF_INET6));
   } catch (const std::exception& e) {
     c.sock.reset();
     schedule_retry(i, e.what());
@@ -104,7 +140,7 @@ void Client::connect(unsigned i) {
   c.timer.async_wait([&c](const boost::system::error_code& ec) {
     if (!ec && c.sock) c.sock->close();  // abandons the attempt: its handler sees operation_aborted
   });
-  c.sock->async_connect(ccfg_.server, [this, i](const boost::system::error_code& ec) {
+  c.sock->async_connect(target, [this, i](const boost::system::error_code& ec) {
     Connector& c = *conns_[i];
     c.timer.cancel();
     if (stopping_) return;
@@ -114,7 +150,7 @@ void Client::connect(unsigned i) {
       return;
     }
     c.state = "handshaking";
-    c.hc = std::make_shared<HandshakeConn>(std::move(*c.sock), ep(ccfg_.server));
+    c.hc = std::make_shared<HandshakeConn>(std::move(*c.sock), ep(server()));
     c.sock.reset();
     c.hc->set_deadline(ccfg_.connect_timeout);
     c.hc->read_frame(wire::kMinVersion, ccfg_.max_version,
@@ -191,18 +227,18 @@ void Client::on_hello_ack(unsigned i, std::uint8_t v, const hs::Nonce& cn, const
   c.attempts = 0;
   Link& l = session_->link(i);
   const auto replayed0 = l.core().counters().replayed;
-  l.remote = ep(ccfg_.server);
+  l.remote = ep(server());
   const auto early = c.hc->leftover();
   l.attach(c.hc->take_socket(), early, ack->resumed ? ack->rx_dsn : 0, v);
   c.hc.reset();
   c.state = "connected";
   if (ack->resumed)
     spdlog::info("{}: resumed session {:016x} with {} (gateway had dsn {}, we had {}; replaying {} packets)",
-                 link_name(i), ack->session_id, ep(ccfg_.server), ack->rx_dsn, l.core().rx_last(),
+                 link_name(i), ack->session_id, ep(server()), ack->rx_dsn, l.core().rx_last(),
                  l.core().counters().replayed - replayed0);
   else
     spdlog::info("{}: session {:016x} established with {} (gateway '{}', protocol {}){}", link_name(i),
-                 ack->session_id, ep(ccfg_.server), gateway_id_.empty() ? "?" : gateway_id_, v,
+                 ack->session_id, ep(server()), gateway_id_.empty() ? "?" : gateway_id_, v,
                  attempts_before ? fmt::format(" after {} failed attempts", attempts_before) : "");
   attached(l, link_name(i));
   if (i == 0)
@@ -233,46 +269,12 @@ void Client::schedule_retry(unsigned i, std::string_view why) {
   std::uniform_real_distribution<double> jitter(0.75, 1.25);
   const auto delay = std::chrono::milliseconds(static_cast<long>(base * jitter(rng_)));
   if (c.attempts <= 5 || c.attempts % 30 == 0)
-    spdlog::warn("cannot reach gateway {} on {} ({}); attempt {}, retrying in {} ms", ep(ccfg_.server), link_name(i),
+    spdlog::warn("cannot reach gateway {} on {} ({}); attempt {}, retrying in {} ms", ep(server()), link_name(i),
                  why, c.attempts, delay.count());
   c.retry.expires_after(delay);
   c.retry.async_wait([this, i](const boost::system::error_code& ec) {
     if (!ec) connect(i);
   });
-}
-
-// A path whose endpoint has had no established subflow for two checks in a
-// row gets its endpoint deleted and re-added, at most every path_retry: the
-// in-kernel PM never re-creates a subflow that closed.
-void Client::maintain_paths() {
-  const int fd = session_->link(0).fd();
-  if (fd < 0 || !paths_ || !cfg_.mptcp) return;
-  const auto cs = connection_stats(fd);
-  if (!cs.mptcp) return;
-  const auto& eps = paths_->added();
-  missing_.resize(eps.size(), 0);
-  last_rebuild_.resize(eps.size());
-  const auto now = Clock::now();
-  for (std::size_t i = 0; i < eps.size(); ++i) {
-    const bool up = std::any_of(cs.subflow.begin(), cs.subflow.end(), [&](const SubflowStats& s) {
-      return s.state == 1 && s.local.address() == eps[i].addr;
-    });
-    if (up) {
-      if (missing_[i] > 2) spdlog::info("path {}: subflow is back", paths_->path_name(i));
-      missing_[i] = 0;
-      continue;
-    }
-    if (++missing_[i] < 2 || now - last_rebuild_[i] < ccfg_.path_retry) continue;
-    last_rebuild_[i] = now;
-    try {
-      paths_->rebuild(i);
-      if (missing_[i] <= 3 || missing_[i] % 30 == 0)
-        spdlog::info("path {}: no subflow, re-added endpoint {} (id {}) to open one", paths_->path_name(i),
-                     eps[i].addr.to_string(), eps[i].id);
-    } catch (const std::exception& e) {
-      spdlog::warn("path {}: rebuilding its endpoint failed: {}", paths_->path_name(i), e.what());
-    }
-  }
 }
 
 }  // namespace tunnel

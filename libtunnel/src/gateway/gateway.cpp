@@ -18,38 +18,68 @@ std::string ep(const tcp::endpoint& e) {
 }  // namespace
 
 Gateway::Gateway(asio::io_context& io, GatewayConfig cfg)
-    : Node(io, cfg.node), gcfg_(std::move(cfg)), acceptor_(io), table_(gcfg_.max_cpes) {}
+    : Node(io, cfg.node), gcfg_(std::move(cfg)), table_(gcfg_.max_cpes) {}
 
 Gateway::~Gateway() = default;
 
 void Gateway::on_start() {
-  const int family = gcfg_.listen.address().is_v4() ? AF_INET : AF_INET6;
-  // Joins arrive on the listening socket; accept as many subflows as the PM allows.
-  if (pm_) paths_.emplace(*pm_, std::vector<PathSpec>{}, family, uapi::kPmMaxLimit, uapi::kPmMaxLimit);
-  const int fd = open_socket(family);
-  acceptor_.assign(gcfg_.listen.protocol(), fd);
-  // Accepted connections inherit it; joins take the connection's.
-  if (auto ec = tune_socket(fd, {false, 0, cfg_.tuning.congestion}); ec && !cfg_.tuning.congestion.empty())
-    throw std::runtime_error("--congestion " + cfg_.tuning.congestion + ": " + ec.message() +
-                             " (see net.ipv4.tcp_available_congestion_control)");
-  acceptor_.set_option(tcp::acceptor::reuse_address(true));
-  acceptor_.bind(gcfg_.listen);
-  acceptor_.listen(256);
-  spdlog::info("listening on {} ({}), gateway id '{}'", ep(local_endpoint()), cfg_.mptcp ? "MPTCP" : "TCP", gcfg_.id);
-  accept_next();
+  if (gcfg_.listen.empty()) throw std::runtime_error("no address to listen on");
+  const bool dual = gcfg_.listen.size() > 1;
+  const int family0 = gcfg_.listen[0].address().is_v4() && !dual ? AF_INET : AF_INET6;
+  // Joins arrive on the listening sockets; accept as many subflows as the PM allows.
+  if (pm_) paths_.emplace(*pm_, std::vector<PathSpec>{}, family0, uapi::kPmMaxLimit, uapi::kPmMaxLimit);
+  for (const auto& l : gcfg_.listen) {
+    const tcp::endpoint bind_ep = dual ? to_v6_endpoint(l) : l;
+    const int fd = dual && cfg_.mptcp ? open_dual_stack_mptcp_socket() : open_socket(bind_ep.address().is_v4() ? AF_INET : AF_INET6);
+    auto acc = std::make_unique<tcp::acceptor>(io_);
+    acc->assign(bind_ep.protocol(), fd);
+    // Accepted connections inherit it; joins take the connection's.
+    if (auto ec = tune_socket(fd, {false, 0, cfg_.tuning.congestion}); ec && !cfg_.tuning.congestion.empty())
+      throw std::runtime_error("--congestion " + cfg_.tuning.congestion + ": " + ec.message() +
+                               " (see net.ipv4.tcp_available_congestion_control)");
+    acc->set_option(tcp::acceptor::reuse_address(true));
+    acc->bind(bind_ep);
+    acc->listen(256);
+    spdlog::info("listening on {} ({}), gateway id '{}'", ep(unmapped(acc->local_endpoint())),
+                 cfg_.mptcp ? "MPTCP" : "TCP", gcfg_.id);
+    acceptors_.push_back(std::move(acc));
+    accept_next(*acceptors_.back());
+  }
+  if (pm_ && dual) {
+    for (const auto& l : gcfg_.listen) {
+      netlink::Endpoint e;
+      e.addr = l.address();
+      e.flags = uapi::kPmAddrFlagSignal;
+      try {
+        signal_ids_.push_back(pm_->add_endpoint(e));
+        spdlog::info("announcing {} to CPEs (MPTCP signal endpoint id {})", e.addr.to_string(), signal_ids_.back());
+      } catch (const std::system_error& ex) {
+        spdlog::warn("cannot announce {}: {} (a CPE path of its family gets no subflow)", e.addr.to_string(),
+                     ex.what());
+      }
+    }
+  }
 }
 
 void Gateway::on_stop() {
   boost::system::error_code ec;
-  acceptor_.close(ec);
+  for (auto& a : acceptors_) a->close(ec);
   for (auto& hc : pending_) hc->close();
   pending_.clear();
   for (auto& [sid, s] : sessions_) s->close();
+  for (auto id : signal_ids_) {
+    try {
+      pm_->del_endpoint(id);
+    } catch (const std::system_error&) {
+    }
+  }
+  signal_ids_.clear();
+  paths_.reset();
 }
 
 tcp::endpoint Gateway::local_endpoint() const {
   boost::system::error_code ec;
-  return acceptor_.local_endpoint(ec);
+  return acceptors_.empty() ? tcp::endpoint() : unmapped(acceptors_[0]->local_endpoint(ec));
 }
 
 void Gateway::for_each_session(const std::function<void(const Session&)>& f) const {
@@ -110,17 +140,17 @@ void Gateway::destroy(std::uint64_t sid, std::string_view why, std::uint64_t& co
 
 // ---------------------------------------------------------------- handshake
 
-void Gateway::accept_next() {
-  acceptor_.async_accept([this](const boost::system::error_code& ec, tcp::socket s) {
+void Gateway::accept_next(tcp::acceptor& acc) {
+  acc.async_accept([this, &acc](const boost::system::error_code& ec, tcp::socket s) {
     if (ec == asio::error::operation_aborted || stopping_) return;
     if (ec) {
       spdlog::warn("accept: {}", ec.message());
     } else {
       boost::system::error_code pec;
       const auto peer = s.remote_endpoint(pec);
-      start_handshake(std::move(s), pec ? std::string("?") : ep(peer));
+      start_handshake(std::move(s), pec ? std::string("?") : ep(unmapped(peer)));
     }
-    accept_next();
+    accept_next(acc);
   });
 }
 

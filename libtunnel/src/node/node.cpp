@@ -177,6 +177,7 @@ void Node::on_event(const netlink::PmEventMsg& ev) {
   if (ev.type == uapi::kEventSubEstablished) {
     spdlog::info("{}: subflow up: {}:{} -> {}:{} (ifindex {})", who, saddr, ev.sport, daddr, ev.dport, ev.ifindex);
     check_link(*l);
+    on_subflow_event(*l);
     return;
   }
   spdlog::warn("{}: subflow closed: {}:{} -> {}:{} (ifindex {}, error {})", who, saddr, ev.sport, daddr, ev.dport,
@@ -187,7 +188,9 @@ void Node::on_event(const netlink::PmEventMsg& ev) {
   if (cs.mptcp && cs.subflows == 0) {
     spdlog::warn("{}: no subflow left", who);
     l->abort(Fault::no_subflow);
+    return;
   }
+  on_subflow_event(*l);
 }
 
 }  // namespace tunnel

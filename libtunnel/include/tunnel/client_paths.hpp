@@ -1,0 +1,80 @@
+// The CPE's WAN paths. Each --path interface is followed through rtnetlink
+// link and address events (path_monitor.hpp, waited on in the event loop: no
+// polling); while it has a usable address it has an MPTCP endpoint for it
+// (path_setup.hpp), which the kernel's path manager turns into a subflow of
+// the bulk connection. An interface that does not exist yet, or has no
+// address, is waited for; a renumbered one has its old endpoint removed and
+// the new one added at once; carrier or address loss removes the endpoint
+// at once (MPTCP moves the data to the other subflows).
+//
+// A path that is up but carries no subflow (the in-kernel PM does not
+// re-create a subflow that closed) has its endpoint rebuilt, at most every
+// `retry`.
+#pragma once
+
+#include <tunnel/mptcp_pm.hpp>
+#include <tunnel/mptcp_socket.hpp>
+#include <tunnel/path_monitor.hpp>
+#include <tunnel/path_setup.hpp>
+#include <tunnel/path_tracker.hpp>
+
+#include <boost/asio/io_context.hpp>
+#include <boost/asio/posix/stream_descriptor.hpp>
+
+#include <chrono>
+#include <functional>
+#include <optional>
+#include <string>
+#include <vector>
+
+namespace tunnel {
+
+class ClientPaths {
+ public:
+  using Clock = std::chrono::steady_clock;
+  // Called when a path comes up (it has an address) or goes down.
+  using OnChange = std::function<void(std::size_t path, bool up)>;
+
+  ClientPaths(boost::asio::io_context& io, netlink::MptcpPm& pm, std::vector<PathSpec> specs, FamilyPolicy policy,
+              std::chrono::milliseconds retry, OnChange on_change);
+  ~ClientPaths();
+  ClientPaths(const ClientPaths&) = delete;
+  ClientPaths& operator=(const ClientPaths&) = delete;
+
+  // Subscribes, reads the current links and addresses, adds endpoints for
+  // what is usable now. Throws std::runtime_error.
+  void start();
+  // Stops listening; the endpoints go with the object.
+  void stop();
+  // The bulk connection's subflows (from MPTCP_INFO), after a subflow event
+  // or on the stats tick (`periodic`): which paths carry one. A path up
+  // without a subflow at two periodic checks in a row is rebuilt.
+  void update(const ConnectionStats& cs, Clock::time_point now, bool periodic);
+
+  std::size_t size() const { return specs_.size(); }
+  const std::string& name(std::size_t i) const { return specs_[i].ifname; }
+  PathState state(std::size_t i) const { return mon_->tracker().state(i); }
+  const std::vector<boost::asio::ip::address>& addresses(std::size_t i) const { return mon_->tracker().endpoints(i); }
+  // The path's address of `family` (AF_INET, AF_INET6), if it has one.
+  std::optional<boost::asio::ip::address> source(std::size_t i, int family) const {
+    return mon_->tracker().endpoint(i, family);
+  }
+
+ private:
+  void wait();
+  void apply(const std::vector<PathDecision>& ds);
+
+  boost::asio::io_context& io_;
+  std::vector<PathSpec> specs_;
+  std::chrono::milliseconds retry_;
+  OnChange on_change_;
+  std::optional<PathMonitor> mon_;
+  std::optional<PathSetup> setup_;
+  netlink::MptcpPm& pm_;
+  std::optional<boost::asio::posix::stream_descriptor> sd_;
+  std::vector<int> missing_;                     // periodic checks in a row an up path carried no subflow
+  std::vector<Clock::time_point> last_rebuild_;
+  bool stopped_ = false;
+};
+
+}  // namespace tunnel

@@ -1,0 +1,121 @@
+#include <tunnel/client_paths.hpp>
+#include <tunnel/mptcp_uapi.hpp>
+
+#include <spdlog/spdlog.h>
+
+#include <unistd.h>
+
+#include <algorithm>
+
+namespace tunnel {
+namespace asio = boost::asio;
+
+ClientPaths::ClientPaths(asio::io_context& io, netlink::MptcpPm& pm, std::vector<PathSpec> specs, FamilyPolicy policy,
+                         std::chrono::milliseconds retry, OnChange on_change)
+    : io_(io), specs_(std::move(specs)), retry_(retry), on_change_(std::move(on_change)), pm_(pm) {
+  std::vector<std::string> names;
+  for (const auto& s : specs_) names.push_back(s.ifname);
+  mon_.emplace(std::move(names), policy);
+  missing_.assign(specs_.size(), 0);
+  last_rebuild_.assign(specs_.size(), {});
+}
+
+ClientPaths::~ClientPaths() { stop(); }
+
+void ClientPaths::start() {
+  // Room for a subflow per path and family, and for the gateway's announced addresses.
+  const auto n = static_cast<std::uint32_t>(std::min<std::size_t>(2 * specs_.size(), uapi::kPmMaxLimit));
+  setup_.emplace(pm_, n, uapi::kPmMaxLimit);
+  std::vector<PathDecision> ds;
+  if (mon_->start(ds) == MonitorResult::failed)
+    throw std::runtime_error("rtnetlink: cannot read links and addresses (errno " + std::to_string(mon_->last_errno()) +
+                             ")");
+  for (std::size_t i = 0; i < specs_.size(); ++i)
+    if (state(i) == PathState::waiting && mon_->tracker().ifindex(i) == 0)
+      spdlog::info("path {}: no such interface yet; waiting for it", name(i));
+    else if (state(i) == PathState::waiting)
+      spdlog::info("path {}: no usable address yet; waiting for one", name(i));
+  apply(ds);
+  sd_.emplace(io_, ::dup(mon_->fd()));
+  wait();
+}
+
+void ClientPaths::stop() {
+  stopped_ = true;
+  boost::system::error_code ec;
+  if (sd_) sd_->cancel(ec);
+  sd_.reset();
+  setup_.reset();  // removes our endpoints, restores the limits
+}
+
+void ClientPaths::wait() {
+  sd_->async_wait(asio::posix::descriptor_base::wait_read, [this](const boost::system::error_code& ec) {
+    if (ec || stopped_) return;
+    std::vector<PathDecision> ds;
+    auto r = mon_->on_readable(ds);
+    if (r == MonitorResult::failed) {
+      spdlog::warn("rtnetlink: {} (errno {}); reading links and addresses again", to_string(r), mon_->last_errno());
+      r = mon_->start(ds);
+    } else if (r == MonitorResult::resynced) {
+      spdlog::warn("rtnetlink: events were lost; state read again");
+    }
+    apply(ds);
+    wait();
+  });
+}
+
+void ClientPaths::apply(const std::vector<PathDecision>& ds) {
+  for (const auto& d : ds) {
+    const auto& spec = specs_.at(d.path);
+    switch (d.kind) {
+      case PathDecision::Kind::add_endpoint:
+      case PathDecision::Kind::remove_endpoint: {
+        const auto r = setup_->apply(d, spec);
+        const bool add = d.kind == PathDecision::Kind::add_endpoint;
+        if (r == EndpointResult::failed)
+          spdlog::warn("path {}: {} endpoint {} failed (errno {}){}", spec.ifname, add ? "adding" : "removing",
+                       d.addr.to_string(), setup_->last_errno(), add ? "; retrying" : "");
+        else
+          spdlog::info("path {}: endpoint {} {}", spec.ifname, d.addr.to_string(), to_string(r));
+        missing_[d.path] = 0;
+        break;
+      }
+      case PathDecision::Kind::path_up:
+        spdlog::info("path {}: up (ifindex {})", spec.ifname, d.ifindex);
+        if (on_change_) on_change_(d.path, true);
+        break;
+      case PathDecision::Kind::path_down:
+        spdlog::warn("path {}: down", spec.ifname);
+        if (on_change_) on_change_(d.path, false);
+        break;
+    }
+  }
+}
+
+void ClientPaths::update(const ConnectionStats& cs, Clock::time_point now, bool periodic) {
+  if (!setup_ || !cs.mptcp) return;
+  auto& tr = mon_->tracker();
+  for (std::size_t i = 0; i < specs_.size(); ++i) {
+    const auto& eps = tr.endpoints(i);
+    const bool carrying = std::any_of(cs.subflow.begin(), cs.subflow.end(), [&](const SubflowStats& s) {
+      const auto a = unmapped(s.local).address();
+      return s.state == 1 && std::find(eps.begin(), eps.end(), a) != eps.end();
+    });
+    tr.set_carrying(i, carrying);
+    if (carrying || eps.empty() || tr.state(i) == PathState::down) {
+      if (carrying && missing_[i] > 2) spdlog::info("path {}: subflow is back", name(i));
+      missing_[i] = 0;
+      continue;
+    }
+    if (!periodic || ++missing_[i] < 2 || now - last_rebuild_[i] < retry_) continue;
+    last_rebuild_[i] = now;
+    for (const auto& a : eps) {
+      const auto r = setup_->rebuild(name(i), a);
+      if (missing_[i] <= 3 || missing_[i] % 30 == 0)
+        spdlog::info("path {}: no subflow, endpoint {} rebuilt to open one ({})", name(i), a.to_string(), to_string(r));
+    }
+  }
+  setup_->retry();
+}
+
+}  // namespace tunnel
