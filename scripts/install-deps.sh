@@ -10,7 +10,7 @@ BUILD_PKGS=(
   libboost-dev libboost-program-options-dev
   libspdlog-dev libfmt-dev libcli11-dev
   libgtest-dev libgmock-dev
-  libssl-dev
+  libssl-dev libsystemd-dev
 )
 TEST_PKGS=(
   iproute2 iputils-ping nftables iperf3 socat procps kmod

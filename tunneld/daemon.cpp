@@ -12,6 +12,8 @@
 #include <boost/asio/signal_set.hpp>
 #include <spdlog/spdlog.h>
 
+#include <csignal>
+#include <functional>
 #include <iostream>
 #include <optional>
 
@@ -50,9 +52,19 @@ tunnel::NodeConfig node_config(const CommonOptions& o, const char* role) {
   return n;
 }
 
-// Runs a started role until a signal stops it. `render` answers the status socket.
-int run_node(asio::io_context& io, tunnel::Node& node, const CommonOptions& o, StatusServer::Render render) {
+// Runs a started role until SIGINT or SIGTERM stops it; SIGHUP calls
+// `reload`. `render` answers the status socket.
+int run_node(asio::io_context& io, tunnel::Node& node, const CommonOptions& o, const std::function<void()>& reload,
+             StatusServer::Render render) {
   asio::signal_set signals(io, SIGINT, SIGTERM);
+  asio::signal_set hup(io, SIGHUP);
+  std::function<void()> wait_hup = [&] {
+    hup.async_wait([&](const boost::system::error_code& ec, int) {
+      if (ec) return;
+      reload();
+      wait_hup();
+    });
+  };
   std::optional<StatusServer> status;
   try {
     node.start();
@@ -62,10 +74,13 @@ int run_node(asio::io_context& io, tunnel::Node& node, const CommonOptions& o, S
     return fail_startup(e.what());
   }
   spdlog::info("status socket {}", o.status_socket);
+  wait_hup();
   signals.async_wait([&](const boost::system::error_code& ec, int sig) {
     if (ec) return;
     spdlog::info("signal {}: shutting down", sig);
     status.reset();
+    boost::system::error_code ignored;
+    hup.cancel(ignored);
     node.stop();
   });
   io.run();
@@ -85,18 +100,32 @@ int run_server(const ServerOptions& o) {
   gc.max_cpes = o.max_cpes;
   gc.max_pending = o.max_pending;
   gc.handshake_timeout = o.handshake_timeout;
+  gc.allow_unbound_prefixes = o.allow_unbound_prefixes;
   try {
-    if (!o.insecure_no_auth) gc.keys = tunnel::hs::load_key_table(o.psk_file);
+    if (!o.insecure_no_auth) gc.keys = std::make_shared<const tunnel::hs::KeyTable>(tunnel::hs::load_key_table(o.psk_file));
   } catch (const std::exception& e) {
     return fail_startup(e.what());
   }
-  if (gc.keys)
+  if (gc.keys) {
     spdlog::info("CPE keys loaded: {} by id{}", gc.keys->by_id.size(), gc.keys->any ? ", plus one for any id" : "");
-  else
+    if (gc.allow_unbound_prefixes)
+      spdlog::warn("--allow-unbound-prefixes: a CPE without prefixes bound in the key file may claim any prefix");
+  } else
     spdlog::warn("authentication is DISABLED (--insecure-no-auth): any CPE may connect");
   asio::io_context io;
   tunnel::Gateway g(io, std::move(gc));
-  return run_node(io, g, o, [&g, &o](bool json) {
+  auto reload = [&g, &o] {
+    if (o.insecure_no_auth) return;
+    auto r = tunnel::keys::reload_key_table(o.psk_file);
+    if (!r.table) {
+      spdlog::error("SIGHUP: key file not reloaded, keeping the current keys: {}", r.error);
+      return;
+    }
+    const auto n = r.table->size();
+    const auto closed = g.replace_keys(std::move(r.table));
+    spdlog::info("SIGHUP: key file reloaded ({} keys); {} sessions closed", n, closed);
+  };
+  return run_node(io, g, o, reload, [&g, &o](bool json) {
     const auto r = Report::of(g, o.tun);
     return json ? r.json() : r.text();
   });
@@ -125,7 +154,7 @@ int run_client(const ClientOptions& o) {
   spdlog::info("CPE id '{}', prefixes {}", o.id, prefixes);
   asio::io_context io;
   tunnel::Client c(io, std::move(cc));
-  return run_node(io, c, o, [&c, &o](bool json) {
+  return run_node(io, c, o, [] { spdlog::info("SIGHUP: nothing to reload on a CPE"); }, [&c, &o](bool json) {
     const auto r = Report::of(c, o.tun, o.id, o.prefixes);
     return json ? r.json() : r.text();
   });

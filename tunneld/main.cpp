@@ -10,6 +10,7 @@
 #include <unistd.h>
 
 #include <algorithm>
+#include <csignal>
 #include <iostream>
 
 namespace {
@@ -168,6 +169,9 @@ std::string checked_id(std::string id) {
 }  // namespace
 
 int main(int argc, char** argv) {
+  // A peer that resets a connection must not kill the daemon: writes use
+  // MSG_NOSIGNAL, and nothing else should raise SIGPIPE either.
+  std::signal(SIGPIPE, SIG_IGN);
   CLI::App app{
       "tunneld: carries UDP over a multipath TCP (MPTCP) tunnel between a CPE (client) with several\n"
       "WAN paths and an aggregation gateway (server). Packets enter and leave through a TUN device."};
@@ -190,6 +194,9 @@ int main(int argc, char** argv) {
                   "each address is then announced to CPEs, and a CPE path of either family joins)")
       ->required();
   srv->add_option("--id", so.id, "This gateway's id, told to CPEs in the handshake (default: the host name)");
+  srv->add_flag("--allow-unbound-prefixes", so.allow_unbound_prefixes,
+                "Let a CPE whose key-file line binds no prefixes (or that uses the any-id key) claim any "
+                "prefix; by default such a CPE may claim none (logs a warning)");
   srv->add_option("--max-cpes", so.max_cpes, "Most CPE sessions at once; more are refused with 'gateway full'")
       ->capture_default_str()
       ->check(CLI::Range(1u, 1000000u));

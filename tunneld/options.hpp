@@ -40,6 +40,7 @@ struct ServerOptions : CommonOptions {
   std::vector<boost::asio::ip::tcp::endpoint> listen;  // one or more (e.g. one per family)
   std::string id;                              // told to CPEs in the handshake; default: the host name
   unsigned max_cpes = 1024;
+  bool allow_unbound_prefixes = false;
   unsigned max_pending = 64;
   std::chrono::milliseconds handshake_timeout{5000};
 };

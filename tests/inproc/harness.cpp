@@ -174,8 +174,11 @@ tunnel::GatewayConfig test_gateway(const MemTun& tun) {
   g.listen = {tcp::endpoint(asio::ip::make_address("127.0.0.1"), 0)};
   g.id = "gw-test";
   g.handshake_timeout = 1000ms;
-  g.keys.emplace();
-  g.keys->any = tunnel::hs::parse_key(kKeyHex);
+  auto keys = std::make_shared<tunnel::hs::KeyTable>();
+  keys->any.emplace(tunnel::keys::Binding{tunnel::hs::parse_key(kKeyHex), {}, false});
+  keys->decoy = tunnel::hs::parse_key(kDecoyHex);
+  g.keys = keys;
+  g.allow_unbound_prefixes = true;
   return g;
 }
 

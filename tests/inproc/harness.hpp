@@ -7,6 +7,7 @@
 
 #include <tunnel/client.hpp>
 #include <tunnel/gateway.hpp>
+#include <tunnel/keys.hpp>
 
 #include <boost/asio/io_context.hpp>
 #include <boost/asio/ip/tcp.hpp>
@@ -71,6 +72,7 @@ class Relay {
 };
 
 inline constexpr char kKeyHex[] = "0123456789abcdef0123456789abcdef0123456789abcdef0123456789abcdef";
+inline constexpr char kDecoyHex[] = "fedcba9876543210fedcba9876543210fedcba9876543210fedcba9876543210";
 
 // Node settings for tests: plain TCP, no path manager, short timers.
 tunnel::NodeConfig test_node(const MemTun& tun, const char* role);

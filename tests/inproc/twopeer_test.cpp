@@ -36,12 +36,12 @@ struct Pair {
                 const std::function<void(tunnel::ClientConfig&)>& ccfg = {}) {
     auto g = test_gateway(gtun);
     if (gcfg) gcfg(g);
-    gw = std::make_unique<tunnel::Gateway>(io, g);
+    gw = std::make_unique<tunnel::Gateway>(io, std::move(g));
     gw->start();
     relay = std::make_unique<Relay>(io, gw->local_endpoint());
     auto c = test_client(ctun, relay->endpoint(), "cpe-1", "10.1.0.0/16");
     if (ccfg) ccfg(c);
-    cpe = std::make_unique<tunnel::Client>(io, c);
+    cpe = std::make_unique<tunnel::Client>(io, std::move(c));
     cpe->start();
   }
   ~Pair() {
@@ -95,7 +95,7 @@ TEST(TwoPeers, SpoofedSourceIsDroppedAtTheGateway) {
 }
 
 TEST(TwoPeers, WrongKeyIsRefusedAndNothingIsForwarded) {
-  Pair p({}, [](tunnel::ClientConfig& c) { c.key[0] ^= 1; });
+  Pair p({}, [](tunnel::ClientConfig& c) { c.key = tunnel::hs::parse_key(kDecoyHex); });
   run_for(p.io, 600ms);
   EXPECT_FALSE(p.cpe->session().connected());
   EXPECT_EQ(p.gw->find("cpe-1"), nullptr);
@@ -109,12 +109,40 @@ TEST(TwoPeers, WrongKeyIsRefusedAndNothingIsForwarded) {
 
 TEST(TwoPeers, UnknownIdGetsTheSameAnswerAsAWrongProof) {
   Pair p([](tunnel::GatewayConfig& g) {
-    g.keys->any.reset();
-    g.keys->by_id.emplace("someone-else", tunnel::hs::parse_key(kKeyHex));
+    auto keys = std::make_shared<tunnel::hs::KeyTable>();
+    keys->by_id.emplace("someone-else", tunnel::keys::Binding{tunnel::hs::parse_key(kKeyHex), {}, false});
+    keys->decoy = tunnel::hs::parse_key(kDecoyHex);
+    g.keys = keys;
   });
   run_for(p.io, 600ms);
   EXPECT_FALSE(p.cpe->session().connected());
   EXPECT_GE(p.gw->counters().auth_failures, 1u);
+}
+
+TEST(TwoPeers, APrefixOutsideTheKeyFilesBindingIsRefused) {
+  Pair p([](tunnel::GatewayConfig& g) {
+    auto keys = std::make_shared<tunnel::hs::KeyTable>();
+    keys->by_id.emplace("cpe-1", tunnel::keys::Binding{tunnel::hs::parse_key(kKeyHex),
+                                                       {tunnel::parse_prefix("10.9.0.0/16")}, true});
+    keys->decoy = tunnel::hs::parse_key(kDecoyHex);
+    g.keys = keys;
+    g.allow_unbound_prefixes = false;
+  });  // the CPE claims 10.1.0.0/16
+  run_for(p.io, 600ms);
+  EXPECT_FALSE(p.cpe->session().connected());
+  EXPECT_EQ(p.gw->find("cpe-1"), nullptr);
+  p.ctun.inject(udp4(kCpeAddr, kInetAddr, 1));
+  run_for(p.io, 100ms);
+  std::vector<Bytes> up;
+  p.gtun.drain(up);
+  EXPECT_TRUE(up.empty());
+  EXPECT_GE(p.gw->counters().handshake_failures, 1u);
+}
+
+TEST(TwoPeers, AnUnboundIdMayNotClaimPrefixesUnlessAllowed) {
+  Pair p([](tunnel::GatewayConfig& g) { g.allow_unbound_prefixes = false; });  // the any-id key binds nothing
+  run_for(p.io, 600ms);
+  EXPECT_FALSE(p.cpe->session().connected());
 }
 
 TEST(TwoPeers, OverlappingPrefixAndAFullGatewayAreRefused) {

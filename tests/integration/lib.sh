@@ -51,14 +51,21 @@ finish() { echo "1..$N"; ((FAILED == 0)); exit $?; }
 make_key() {
   (umask 077; head -c 32 /dev/urandom | od -An -tx1 | tr -d ' \n' >"$1"; echo >>"$1")
 }
+# make_gateway_keys FILE ID KEY_FILE PREFIX[,PREFIX...]: a gateway key file
+# with one line binding ID, with the key in KEY_FILE, to the prefixes; mode 600.
+make_gateway_keys() {
+  (umask 077; printf '%s %s %s\n' "$2" "$(tr -d ' \n' <"$3")" "$4" >"$1")
+}
 make_key "$WORK/psk"
 CPE_PREFIXES=(--prefix 198.18.10.0/24 --prefix fd00:10::/64)
+make_gateway_keys "$WORK/gw.keys" cpe1 "$WORK/psk" 198.18.10.0/24,fd00:10::/64
 
 # start_gateway [extra server flags...] / start_cpe [extra client flags...]:
-# each end with the testbed's addresses and the shared key in $WORK/psk.
+# each end with the testbed's addresses; the CPE's key is $WORK/psk, the
+# gateway's key file $WORK/gw.keys binds cpe1 to CPE_PREFIXES.
 start_gateway() {
   $TB exec gw "$TUNNELD" server --listen 198.18.0.1:7000 --tun ha0 --tun-address 198.18.100.2/30 \
-    --tun-address fd00:100::2/64 --status-socket "$WORK/gw.sock" --stats-interval 500 --psk-file "$WORK/psk" \
+    --tun-address fd00:100::2/64 --status-socket "$WORK/gw.sock" --stats-interval 500 --psk-file "$WORK/gw.keys" \
     "$@" >>"$WORK/gw.log" 2>&1 &
   PIDS+=($!)
   GW_PID=$!

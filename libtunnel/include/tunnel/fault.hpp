@@ -21,6 +21,7 @@ enum class Fault : std::uint8_t {
   auth_failed,            // unknown id or wrong proof: one answer for both
   gateway_full,           // --max-cpes sessions exist
   prefix_in_use,          // another CPE holds an overlapping prefix
+  prefix_not_allowed,     // a claimed prefix is outside the id's binding in the key file
   unknown_session,        // a join (link > 0) names a session the gateway does not hold for that id
   refused,                // CPE side: the gateway answered ERROR (its reason is logged)
   // An established connection.
@@ -30,8 +31,6 @@ enum class Fault : std::uint8_t {
   dead_silent,            // nothing arrived for the dead interval
   dead_unacked,           // sent data waited the dead interval for an ACK
   no_subflow,             // MPTCP reports no established subflow left
-  replaced,               // a newer connection took this link over
-  stopped,                // this side is shutting down
 };
 
 std::string_view to_string(Fault f) noexcept;

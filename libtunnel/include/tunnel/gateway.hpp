@@ -11,7 +11,9 @@
 //   2. send CHALLENGE (version 3's header, the versions offered appended);
 //   3. read HELLO in any version offered, within handshake_timeout;
 //   4. check: the id's key and the proof (one answer, auth_failed, for an
-//      unknown id and a wrong proof); for link 0, admission in the CPE table
+//      unknown id and a wrong proof: an unknown id is checked against a decoy
+//      key, so both cost the same); the claimed prefixes against the id's
+//      binding in the key file; for link 0, admission in the CPE table
 //      (resume, new session replacing an older one of the id, or refusal);
 //      for a join (link > 0), that the session named is this id's;
 //   5. send HELLO_ACK (or ERROR with the refusal's reason) and hand the
@@ -44,7 +46,10 @@ struct GatewayConfig {
   unsigned max_cpes = 1024;
   unsigned max_pending = 64;
   std::chrono::milliseconds handshake_timeout{5000};
-  std::optional<hs::KeyTable> keys;                // nullopt: no authentication
+  std::shared_ptr<const hs::KeyTable> keys;        // nullptr: no authentication
+  // An id without prefixes bound in the key file (or the any-id key) may
+  // claim prefixes; otherwise only those bound to it.
+  bool allow_unbound_prefixes = false;
   std::uint8_t max_version = wire::kVersion;       // highest version offered
 };
 
@@ -59,6 +64,10 @@ class Gateway final : public Node {
   boost::asio::ip::tcp::endpoint local_endpoint() const;
   // The session of a CPE id, or nullptr.
   const Session* find(std::string_view cpe_id) const;
+  // Takes a new key table (SIGHUP): handshakes from now on use it; a
+  // session whose id lost its key or whose prefixes its binding no longer
+  // allows is closed. Returns how many were closed.
+  std::size_t replace_keys(std::shared_ptr<const hs::KeyTable> keys);
   std::size_t pending() const { return pending_.size(); }
 
  private:
@@ -76,7 +85,7 @@ class Gateway final : public Node {
   void refuse(const ConnPtr& hc, Fault why, const std::string& detail, std::uint8_t version);
   // Sends HELLO_ACK and hands the connection to `link`; false when it failed.
   bool accept_link(const ConnPtr& hc, Session& s, Link& l, const hs::Hello& hello, std::uint8_t version,
-                   const hs::Key* key, const hs::Nonce& server_nonce, bool resumed);
+                   hs::KeyView key, const hs::Nonce& server_nonce, bool resumed);
   void destroy(std::uint64_t sid, std::string_view why, std::uint64_t& counter);
 
   GatewayConfig gcfg_;

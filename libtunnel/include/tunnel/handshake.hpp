@@ -1,5 +1,7 @@
-// Session handshake (docs/protocol.md, "Handshake"): message bodies, proofs
-// and the pre-shared key files. Pure: bytes in, values out; no sockets.
+// Session handshake (docs/protocol.md, "Handshake"): message bodies and
+// proofs. Pure: bytes in, values out; no sockets. The encoders and decoders
+// (handshake_codec.cpp) need no OpenSSL; the proofs and random values
+// (handshake.cpp) do. Keys and key files: keys.hpp.
 //
 //   gateway                                CPE
 //      | -- CHALLENGE(server nonce) ------> |
@@ -19,10 +21,10 @@
 #pragma once
 
 #include <tunnel/address.hpp>
+#include <tunnel/keys.hpp>
 
 #include <array>
 #include <cstdint>
-#include <map>
 #include <optional>
 #include <span>
 #include <string>
@@ -35,14 +37,17 @@ inline constexpr std::size_t kNonceSize = 32;
 inline constexpr std::size_t kProofSize = 32;
 inline constexpr std::size_t kMaxIdLength = 64;
 inline constexpr std::size_t kMaxPrefixes = 32;
-inline constexpr std::size_t kMinKeyBytes = 16;
 
 using Nonce = std::array<std::uint8_t, kNonceSize>;
 using Proof = std::array<std::uint8_t, kProofSize>;
-using Key = std::vector<std::uint8_t>;  // empty: authentication disabled
 
 // Capability bits a HELLO may carry. None is required by version 3.
 inline constexpr std::uint32_t kCapUdpGso = 1u << 0;
+// The CPE speaks a newer version than this HELLO's: it chose this one
+// because the CHALLENGE offered no newer. The proof covers it, so a gateway
+// that did offer newer knows the CHALLENGE was altered (a downgrade) and
+// refuses.
+inline constexpr std::uint32_t kCapNewerVersion = 1u << 1;
 
 struct Challenge {
   Nonce nonce{};
@@ -90,45 +95,31 @@ std::optional<Hello> decode_hello(std::span<const std::uint8_t> body, std::uint8
 std::optional<HelloAck> decode_hello_ack(std::span<const std::uint8_t> body, std::uint8_t version,
                                          std::string& why);
 
+// True when `id` is 1..kMaxIdLength printable ASCII characters without
+// spaces: the ids a HELLO and the gateway's key file may carry.
+bool valid_id(std::string_view id) noexcept;
+
 // `body` is an encoded HELLO / HELLO_ACK of protocol `version`; its last
-// kProofSize bytes are overwritten with the proof. With an empty key the
-// proof is all zero.
-void sign_hello(std::span<std::uint8_t> body, std::uint8_t version, const Key& key, const Nonce& server_nonce);
-void sign_hello_ack(std::span<std::uint8_t> body, std::uint8_t version, const Key& key, const Nonce& client_nonce,
+// kProofSize bytes are overwritten with the proof. With an empty key
+// (authentication disabled) the proof is all zero. A hs::Key
+// (keys::SecretKey) converts to KeyView.
+void sign_hello(std::span<std::uint8_t> body, std::uint8_t version, KeyView key, const Nonce& server_nonce);
+void sign_hello_ack(std::span<std::uint8_t> body, std::uint8_t version, KeyView key, const Nonce& client_nonce,
                     const Nonce& server_nonce);
-// True when the proof at the end of `body` is right, compared in constant time.
-bool verify_hello(std::span<const std::uint8_t> body, std::uint8_t version, const Key& key,
-                  const Nonce& server_nonce);
-bool verify_hello_ack(std::span<const std::uint8_t> body, std::uint8_t version, const Key& key,
+// True when the proof at the end of `body` is right, compared in constant
+// time. Always false with an empty key.
+bool verify_hello(std::span<const std::uint8_t> body, std::uint8_t version, KeyView key, const Nonce& server_nonce);
+bool verify_hello_ack(std::span<const std::uint8_t> body, std::uint8_t version, KeyView key,
                       const Nonce& client_nonce, const Nonce& server_nonce);
 
 // Fresh random bytes from OpenSSL's CSPRNG; throws if it fails.
 Nonce random_nonce();
 std::uint64_t random_u64();
 
-// Key files. A key is the file's first line: either 64 hex digits (32 bytes)
-// or at least 16 bytes of text, used as is.
-//   CPE:     one line, the key.
-//   gateway: lines "ID KEY" (that CPE's key), or a line with only "KEY" (the
-//            key for any other ID). Blank lines and lines starting '#' skip.
-// Both throw std::runtime_error with the file name and line on bad input, and
-// refuse a file that others can read.
-Key load_key_file(const std::string& path);
-struct KeyTable {
-  std::map<std::string, Key, std::less<>> by_id;
-  std::optional<Key> any;
-  // nullptr: unknown id.
-  const Key* find(std::string_view id) const;
-};
-KeyTable load_key_table(const std::string& path);
-Key parse_key(std::string_view text);  // throws std::invalid_argument
-
-// Why a gateway refused a HELLO; sent as the ERROR frame's reason.
-inline constexpr std::string_view kErrBadProof = "bad proof";
-inline constexpr std::string_view kErrVersion = "unsupported version";
-inline constexpr std::string_view kErrUnknownId = "unknown id";
-inline constexpr std::string_view kErrFull = "gateway full";
-inline constexpr std::string_view kErrMalformed = "malformed hello";
-inline constexpr std::string_view kErrPrefixInUse = "prefix in use by another CPE";
+// The ERROR reasons a gateway sends are wire_reason(Fault) (fault.hpp). The
+// one answer for an unknown id and for a wrong proof, so that ids cannot be
+// enumerated (the proof is checked against KeyTable::key_or_decoy):
+inline constexpr std::string_view kErrAuthFailed = "authentication failed";
+inline constexpr std::string_view kErrPrefixNotAllowed = keys::kErrPrefixNotAllowed;
 
 }  // namespace tunnel::hs

@@ -182,6 +182,7 @@ void Client::on_challenge(unsigned i, Fault f, const wire::Frame& fr, std::strin
   Link& l = session_->link(i);
   hs::Hello h;
   h.capabilities = cfg_.port.vnet_hdr ? hs::kCapUdpGso : 0;
+  if (v < ccfg_.max_version) h.capabilities |= hs::kCapNewerVersion;
   h.nonce = hs::random_nonce();
   h.resume_session = session_->id();
   h.resume_rx_dsn = l.core().rx_last();

@@ -138,6 +138,18 @@ void Gateway::destroy(std::uint64_t sid, std::string_view why, std::uint64_t& co
   sessions_.erase(it);  // its links are orphaned; their pending handlers hold them until they run
 }
 
+std::size_t Gateway::replace_keys(std::shared_ptr<const hs::KeyTable> keys) {
+  gcfg_.keys = std::move(keys);
+  if (!gcfg_.keys) return 0;
+  std::vector<std::uint64_t> gone;
+  for (const auto& [sid, s] : sessions_)
+    if (!gcfg_.keys->find(s->peer_id) ||
+        gcfg_.keys->admit(s->peer_id, s->prefixes, gcfg_.allow_unbound_prefixes) != keys::Admission::allowed)
+      gone.push_back(sid);
+  for (auto sid : gone) destroy(sid, "its key or prefix binding was removed from the key file", dc_.sessions_closed);
+  return gone.size();
+}
+
 // ---------------------------------------------------------------- handshake
 
 void Gateway::accept_next(tcp::acceptor& acc) {
@@ -206,16 +218,30 @@ void Gateway::on_hello(const ConnPtr& hc, const hs::Nonce& server_nonce, Fault f
     refuse(hc, Fault::malformed_hello, bad, v);
     return;
   }
-  const hs::Key* key = nullptr;
+  hs::KeyView key;
   if (gcfg_.keys) {
-    key = gcfg_.keys->find(hello->id);
-    if (!key || !hs::verify_hello(fr.body, v, *key, server_nonce)) {
+    // An unknown id is checked against a decoy key: the same work and the same answer as a wrong proof.
+    const bool known = gcfg_.keys->find(hello->id) != nullptr;
+    key = gcfg_.keys->key_or_decoy(hello->id);
+    if (!hs::verify_hello(fr.body, v, key, server_nonce) || !known) {
       refuse(hc, Fault::auth_failed,
-             key ? fmt::format("CPE '{}': wrong proof of the key", hello->id)
-                 : fmt::format("unknown CPE id '{}'", hello->id),
+             known ? fmt::format("CPE '{}': wrong proof of the key", hello->id)
+                   : fmt::format("unknown CPE id '{}'", hello->id),
              v);
       return;
     }
+    if (hello->link == 0 &&
+        gcfg_.keys->admit(hello->id, hello->prefixes, gcfg_.allow_unbound_prefixes) != keys::Admission::allowed) {
+      refuse(hc, Fault::prefix_not_allowed, fmt::format("CPE '{}' claims prefixes outside its binding", hello->id), v);
+      return;
+    }
+  }
+  if ((hello->capabilities & hs::kCapNewerVersion) && v < gcfg_.max_version) {
+    refuse(hc, Fault::unsupported_version,
+           fmt::format("CPE '{}' speaks a newer version than {} but was not offered it: the CHALLENGE was altered",
+                       hello->id, v),
+           v);
+    return;
   }
   if (hello->link > 0) {  // a join: the session must be this CPE's current one
     auto it = sessions_.find(hello->resume_session);
@@ -261,12 +287,12 @@ void Gateway::on_hello(const ConnPtr& hc, const hs::Nonce& server_nonce, Fault f
 }
 
 bool Gateway::accept_link(const ConnPtr& hc, Session& s, Link& l, const hs::Hello& hello, std::uint8_t version,
-                          const hs::Key* key, const hs::Nonce& server_nonce, bool resumed) {
+                          hs::KeyView key, const hs::Nonce& server_nonce, bool resumed) {
   hs::HelloAck ack{s.id(), resumed ? l.core().rx_last() : 0, resumed,
                    static_cast<std::uint32_t>(cfg_.link.heartbeat.count()), gcfg_.id, {}};
   std::vector<std::uint8_t> body;
   hs::encode(ack, version, body);
-  if (key) hs::sign_hello_ack(body, version, *key, hello.nonce, server_nonce);
+  if (!key.empty()) hs::sign_hello_ack(body, version, key, hello.nonce, server_nonce);
   if (!hc->send_frame(wire::FrameType::hello_ack, version, body)) {
     refuse(hc, Fault::socket_error, "cannot send HELLO_ACK", version);
     return false;

@@ -1,4 +1,5 @@
 #include <tunnel/fault.hpp>
+#include <tunnel/handshake.hpp>
 
 namespace tunnel {
 
@@ -15,6 +16,7 @@ std::string_view to_string(Fault f) noexcept {
     case Fault::auth_failed: return "authentication failed";
     case Fault::gateway_full: return "gateway full";
     case Fault::prefix_in_use: return "prefix in use by another CPE";
+    case Fault::prefix_not_allowed: return "prefix not allowed";
     case Fault::unknown_session: return "unknown session";
     case Fault::refused: return "refused by the gateway";
     case Fault::peer_closed: return "peer sent CLOSE";
@@ -23,8 +25,6 @@ std::string_view to_string(Fault f) noexcept {
     case Fault::dead_silent: return "peer silent for the dead interval";
     case Fault::dead_unacked: return "no acknowledgement for the dead interval";
     case Fault::no_subflow: return "no subflow left";
-    case Fault::replaced: return "replaced by a newer connection";
-    case Fault::stopped: return "stopping";
   }
   return "unknown fault";
 }
@@ -35,9 +35,10 @@ std::string_view wire_reason(Fault f) noexcept {
     case Fault::malformed_frame:
     case Fault::unexpected_frame:
     case Fault::malformed_hello: return "malformed hello";
-    case Fault::auth_failed: return "authentication failed";
+    case Fault::auth_failed: return hs::kErrAuthFailed;
     case Fault::gateway_full: return "gateway full";
     case Fault::prefix_in_use: return "prefix in use by another CPE";
+    case Fault::prefix_not_allowed: return hs::kErrPrefixNotAllowed;
     case Fault::unknown_session: return "unknown session";
     default: return {};
   }

@@ -1,5 +1,8 @@
 #include <tunnel/rtnl.hpp>
 
+#include <libmnl/libmnl.h>
+#include <linux/if_addr.h>
+#include <linux/rtnetlink.h>
 #include <net/if.h>
 #include <netlink/route/addr.h>
 #include <netlink/route/link.h>
@@ -51,28 +54,41 @@ int ifindex(const std::string& name) {
 }
 
 std::optional<ip::address> primary_address(int ifidx, int family) {
-  Sock s = connect_route();
-  nl_cache* cache = nullptr;
-  if (int err = rtnl_addr_alloc_cache(s.get(), &cache); err < 0) fail(err, "rtnetlink: list addresses");
-  std::optional<ip::address> found;
-  for (nl_object* o = nl_cache_get_first(cache); o && !found; o = nl_cache_get_next(o)) {
-    auto* a = reinterpret_cast<rtnl_addr*>(o);
-    if (rtnl_addr_get_ifindex(a) != ifidx || rtnl_addr_get_family(a) != family) continue;
-    if (rtnl_addr_get_scope(a) != RT_SCOPE_UNIVERSE) continue;
-    nl_addr* local = rtnl_addr_get_local(a);
-    if (!local) continue;
-    if (family == AF_INET && nl_addr_get_len(local) == 4) {
-      ip::address_v4::bytes_type b;
-      std::memcpy(b.data(), nl_addr_get_binary_addr(local), 4);
-      found = ip::address_v4(b);
-    } else if (family == AF_INET6 && nl_addr_get_len(local) == 16) {
-      ip::address_v6::bytes_type b;
-      std::memcpy(b.data(), nl_addr_get_binary_addr(local), 16);
-      found = ip::address_v6(b);
-    }
+  mnl_socket* nl = mnl_socket_open2(NETLINK_ROUTE, SOCK_CLOEXEC);
+  if (!nl) throw std::system_error(errno, std::generic_category(), "rtnetlink: open socket");
+  struct Closer {
+    mnl_socket* nl;
+    ~Closer() { mnl_socket_close(nl); }
+  } closer{nl};
+  if (mnl_socket_bind(nl, 0, MNL_SOCKET_AUTOPID) < 0)
+    throw std::system_error(errno, std::generic_category(), "rtnetlink: bind");
+  alignas(nlmsghdr) char buf[32768];
+  nlmsghdr* nlh = mnl_nlmsg_put_header(buf);
+  nlh->nlmsg_type = RTM_GETADDR;
+  nlh->nlmsg_flags = NLM_F_REQUEST | NLM_F_DUMP;
+  const std::uint32_t seq = nlh->nlmsg_seq = 1;
+  auto* ifa = static_cast<ifaddrmsg*>(mnl_nlmsg_put_extra_header(nlh, sizeof(ifaddrmsg)));
+  ifa->ifa_family = static_cast<std::uint8_t>(family);
+  if (mnl_socket_sendto(nl, nlh, nlh->nlmsg_len) < 0)
+    throw std::system_error(errno, std::generic_category(), "rtnetlink: list addresses");
+  struct Want {
+    int ifidx, family;
+    std::optional<ip::address> found;
+  } want{ifidx, family, std::nullopt};
+  const auto cb = [](const nlmsghdr* m, void* data) -> int {
+    auto* w = static_cast<Want*>(data);
+    if (!w->found) w->found = parse_global_address(m, w->ifidx, w->family);  // the kernel's order: first wins
+    return MNL_CB_OK;
+  };
+  const unsigned portid = mnl_socket_get_portid(nl);
+  for (;;) {
+    const ssize_t n = mnl_socket_recvfrom(nl, buf, sizeof buf);
+    if (n < 0) throw std::system_error(errno, std::generic_category(), "rtnetlink: list addresses");
+    const int r = mnl_cb_run(buf, static_cast<std::size_t>(n), seq, portid, cb, &want);
+    if (r == MNL_CB_STOP) break;
+    if (r < 0) throw std::system_error(errno, std::generic_category(), "rtnetlink: list addresses");
   }
-  nl_cache_free(cache);
-  return found;
+  return want.found;
 }
 
 void set_mtu_and_up(int ifidx, unsigned mtu) {
