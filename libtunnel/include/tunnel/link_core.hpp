@@ -33,6 +33,13 @@
 //
 // Resume: attach(peer_rx) drops what the peer already has and sends the rest
 // again, in order; the receiver drops any dsn already delivered.
+//
+// Realtime links (LinkConfig::realtime): enqueue_rt() writes one RT_DATA
+// frame per packet carrying the session-level realtime sequence (the
+// receiver keeps the first copy, first_copy.hpp); a frame is released once
+// wholly sent (no ACK, no replay of what was sent: a copy on another link, or
+// nothing, covers a connection lost with it in flight), and what waits
+// unsent is kept across a reconnect for at most buffer_age.
 #pragma once
 
 #include <tunnel/data_frame.hpp>
@@ -67,7 +74,12 @@ struct LinkConfig {
   std::chrono::milliseconds stall_after{500};  // see "Admission" above
   std::size_t batch_bytes = 8192;              // largest DATA frame packets share; 0: one a frame
   bool compress = true;
+  bool realtime = false;                       // a realtime link: see "Realtime links" above
 };
+
+// The settings of a realtime link, from a bulk link's: a short queue, and
+// nothing older than 150 ms sent after a reconnect.
+LinkConfig realtime_link_config(const LinkConfig& bulk);
 
 struct LinkCounters {
   // send direction
@@ -124,6 +136,9 @@ class LinkCore {
   // Queues one packet (a well-formed IP packet of at most the MTU); false
   // when it was dropped (counted).
   bool enqueue(std::span<const std::uint8_t> pkt, Clock::time_point now);
+  // A realtime link's enqueue(): one RT_DATA frame carrying `rseq`.
+  bool enqueue_rt(std::span<const std::uint8_t> pkt, std::uint64_t rseq, Clock::time_point now);
+  bool realtime() const { return cfg_.realtime; }
   // Fills `iov` with the next bytes to write and returns how many entries
   // (0: nothing to write). The memory stays valid until sent() or any other
   // non-const call.

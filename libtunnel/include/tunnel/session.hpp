@@ -14,6 +14,7 @@
 #pragma once
 
 #include <tunnel/address.hpp>
+#include <tunnel/first_copy.hpp>
 #include <tunnel/raw_prefix.hpp>
 #include <tunnel/fault.hpp>
 #include <tunnel/handshake.hpp>
@@ -53,6 +54,7 @@ class Session {
  public:
   using Clock = LinkCore::Clock;
 
+  // Links 1.. are realtime links (LinkConfig::realtime, realtime_link_config).
   Session(boost::asio::io_context& io, TunPort& tun, const LinkConfig& cfg, std::uint64_t id, SessionEvents& events);
   ~Session();
   Session(const Session&) = delete;
@@ -72,6 +74,14 @@ class Session {
     flush_pending_ = true;
     return first;
   }
+  // A realtime packet: on every connected realtime link (redundant; the
+  // receiver keeps the first copy), or on the bulk link when none is
+  // connected. Same return as enqueue().
+  bool enqueue_realtime(std::span<const std::uint8_t> pkt, Clock::time_point now);
+  bool has_realtime_links() const { return links_.size() > 1; }
+  // Receiving side: true for the first copy of realtime sequence `rseq`.
+  bool first_copy(std::uint64_t rseq) { return first_.accept(rseq) == realtime::FirstCopyFilter::Verdict::deliver; }
+  const realtime::FirstCopyFilter& first_copy_filter() const { return first_; }
   void flush();
   // Timers of every link. False when the session expired (no link has had a
   // connection for the hold time).
@@ -114,6 +124,8 @@ class Session {
   SessionEvents& events_;
   std::vector<std::shared_ptr<Link>> links_;
   bool flush_pending_ = false;
+  std::uint64_t rseq_ = 0;  // last realtime sequence sent
+  realtime::FirstCopyFilter first_;
   bool check_sources_ = false;
   std::vector<RawPrefix> sources_;
 };

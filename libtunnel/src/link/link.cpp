@@ -1,4 +1,5 @@
 #include <tunnel/link.hpp>
+#include <tunnel/realtime_wire.hpp>
 #include <tunnel/session.hpp>
 
 #include <boost/asio/post.hpp>
@@ -188,6 +189,27 @@ bool Link::drain() {
         tun_.flush();
         continue;
       case LinkCore::RxKind::frame: {
+        if (ev.frame.type == wire::FrameType::rt_data) {  // the hot realtime path: no call through SessionEvents
+          realtime::RtData rt;
+          if (realtime::parse_rt_data(ev.frame.body, rt) != realtime::BodyError::ok) {
+            fail(Fault::malformed_frame, "RT_DATA");
+            return false;
+          }
+          auto& c = core_.counters();
+          if (owner_ && owner_->first_copy(rt.rseq)) {
+            ++c.rx_packets;
+            c.rx_bytes += rt.packet.size();
+            if (owner_->source_ok(rt.packet)) {
+              tun_.write(rt.packet);
+              continue;
+            }
+            ++c.drop_spoofed;
+          } else {
+            ++c.rx_duplicates;
+          }
+          tun_.flush();
+          continue;
+        }
         tun_.flush();
         const std::uint64_t gen = generation_;
         if (!owner_ || !owner_->frame_received(*this, ev.frame)) {

@@ -1,5 +1,6 @@
 // See link_core.hpp for how a link sends, receives and resumes.
 #include <tunnel/link_core.hpp>
+#include <tunnel/realtime_wire.hpp>
 
 #include <algorithm>
 #include <cstring>
@@ -37,6 +38,18 @@ LinkCounters& LinkCounters::operator+=(const LinkCounters& o) {
   return *this;
 }
 
+LinkConfig realtime_link_config(const LinkConfig& bulk) {
+  LinkConfig c = bulk;
+  c.realtime = true;
+  c.send_queue_bytes = 16 * 1024;
+  c.recv_buffer_bytes = 64 * 1024;
+  c.buffer_bytes = 256 * 1024;
+  c.buffer_age = std::chrono::milliseconds(150);
+  c.batch_bytes = 0;
+  c.compress = false;
+  return c;
+}
+
 LinkCore::LinkCore(const LinkConfig& cfg, Clock::time_point now)
     : cfg_(cfg),
       live_(cfg.heartbeat, cfg.dead_interval, cfg.hold, now),
@@ -60,7 +73,7 @@ void LinkCore::attach(std::uint64_t peer_rx, std::uint8_t version, std::span<con
   limits_.min_version = limits_.max_version = version;
   writer_.set_version(version);
   if (c_.connections++ > 0) ++c_.resumes;
-  tx_.resume_from(peer_rx);
+  tx_.resume_from(cfg_.realtime ? 0 : peer_rx);
   tx_.stamp_version(version);
   c_.replayed += tx_.unsent_packets();
   queue_.exempt_all(tx_);  // the replay may exceed the send queue; new packets still get theirs
@@ -137,6 +150,27 @@ bool LinkCore::enqueue(std::span<const std::uint8_t> pkt, Clock::time_point now)
   return true;
 }
 
+bool LinkCore::enqueue_rt(std::span<const std::uint8_t> pkt, std::uint64_t rseq, Clock::time_point now) {
+  (void)now;
+  if (connected_ && tx_.unsent_bytes() > cfg_.send_queue_bytes) {
+    ++c_.drop_queue_full;  // a realtime queue never grows long: what would wait is already late
+    return false;
+  }
+  std::uint8_t* frame = tx_.prepare(realtime::kRtDataHeaderSize + pkt.size());
+  if (!frame) {
+    ++c_.drop_queue_full;
+    return false;
+  }
+  realtime::encode_rt_data_header(frame, rseq, pkt.size());
+  frame[0] = version_;
+  std::memcpy(frame + realtime::kRtDataHeaderSize, pkt.data(), pkt.size());
+  tx_.commit(realtime::kRtDataHeaderSize + pkt.size(), rseq, now_ms_);
+  ++c_.tx_packets;
+  ++c_.tx_frames;
+  c_.tx_bytes += pkt.size();
+  return true;
+}
+
 int LinkCore::output(iovec (&iov)[2]) {
   out_xq_ = 0;
   if (!connected_) return 0;
@@ -167,6 +201,7 @@ void LinkCore::sent(std::size_t n, Clock::time_point now) {
     xq_off_ = 0;
   }
   if (n) tx_.sent(n);
+  if (cfg_.realtime) tx_.ack(UINT64_MAX);  // released once sent: no replay on a realtime link
   if (!had_unacked && tx_.unacked_sent_frames() > 0) live_.on_unacked(now);
 }
 

@@ -16,8 +16,19 @@ Session::~Session() {
 Link& Session::link(unsigned i) {
   if (i >= hs::kMaxLinks) i = hs::kMaxLinks - 1;
   if (links_.size() <= i) links_.resize(i + 1);
-  if (!links_[i]) links_[i] = std::make_shared<Link>(io_, tun_, *this, i, cfg_);
+  if (!links_[i]) links_[i] = std::make_shared<Link>(io_, tun_, *this, i, i ? realtime_link_config(cfg_) : cfg_);
   return *links_[i];
+}
+
+bool Session::enqueue_realtime(std::span<const std::uint8_t> pkt, Clock::time_point now) {
+  bool any = false;
+  const std::uint64_t rseq = ++rseq_;
+  for (std::size_t i = 1; i < links_.size(); ++i)
+    if (links_[i] && links_[i]->connected()) any = links_[i]->core().enqueue_rt(pkt, rseq, now) || any;
+  if (!any) return enqueue(pkt, now);
+  const bool first = !flush_pending_;
+  flush_pending_ = true;
+  return first;
 }
 
 void Session::flush() {
@@ -48,6 +59,8 @@ void Session::reset(std::uint64_t new_id) {
       l->detach();
       l->core().reset(now);
     }
+  first_.reset();
+  rseq_ = 0;
   id_ = new_id;
 }
 
