@@ -35,6 +35,7 @@ struct ClientConfig {
   boost::asio::ip::tcp::endpoint server;
   std::string id;                              // this CPE's id
   std::vector<Prefix> prefixes;                // inner prefixes announced to the gateway
+  std::vector<std::string> groups;             // control message groups announced (version 4)
   std::vector<PathSpec> paths;                 // WAN paths (in-kernel endpoints); empty: none managed
   hs::Key key;                                 // empty: no authentication
   std::chrono::milliseconds connect_timeout{5000};
@@ -53,6 +54,8 @@ class Client final : public Node {
   void for_each_session(const std::function<void(const Session&)>& f) const override { f(*session_); }
   Session& session() { return *session_; }
   const std::string& gateway_id() const { return gateway_id_; }
+  // Control messages: the peer is the gateway ("gateway" until its id is known).
+  std::string peer_name(const Session&) const override { return gateway_id_.empty() ? "gateway" : gateway_id_; }
   std::uint8_t version() const { return version_; }
   // Sessions ended by the gateway (CLOSE) or not resumed in time.
   const NodeCounters& client_counters() const { return dc_; }
