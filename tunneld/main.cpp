@@ -262,8 +262,13 @@ int main(int argc, char** argv) {
               "2 for bad usage, 3 when the daemon cannot be reached");
   snd->add_option("--socket", send_args.socket, "Status socket of the daemon");
   snd->add_option("--tun", send_tun, "TUN name of the daemon (finds its default status socket)");
-  snd->add_option("--to", send_args.to, "Gateway: a CPE id to send to; repeatable");
-  snd->add_option("--group", send_args.groups, "Gateway: every CPE in this group; repeatable");
+  // One value per flag: the positionals follow.
+  snd->add_option("--to", send_args.to, "Gateway: a CPE id to send to; repeatable")
+      ->allow_extra_args(false)
+      ->multi_option_policy(CLI::MultiOptionPolicy::TakeAll);
+  snd->add_option("--group", send_args.groups, "Gateway: every CPE in this group; repeatable")
+      ->allow_extra_args(false)
+      ->multi_option_policy(CLI::MultiOptionPolicy::TakeAll);
   snd->add_flag("--all", send_args.all, "Gateway: every CPE in its table, held sessions included");
   snd->add_option("--timeout", send_args.timeout_s, "Seconds to wait for the results; targets still open print "
                                                      "as pending")

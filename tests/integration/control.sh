@@ -15,7 +15,7 @@ $TB up fast >"$WORK/testbed.log" 2>&1 || { not_ok "testbed up"; finish; }
 cat >"$WORK/handler.sh" <<EOF
 #!/bin/sh
 case "\$1" in
-  log) echo "\$TUNNELD_MSG_ID" >>"$WORK/ids.\$TUNNELD_PEER_ID"; sha256sum | cut -d' ' -f1 ;;
+  log) echo "\$TUNNELD_MSG_ID" >>"$WORK/ids.\$TUNNELD_PEER_ID"; sha256sum | cut -d' ' -f1 | tr -d '\\n' ;;
   sleep) sleep "\$(cat)"; echo slept ;;
   echo) cat ;;
   peer) echo "\$TUNNELD_PEER_ID" ;;
@@ -50,10 +50,12 @@ for i in $(seq 100); do
   body="message $i $(head -c 24 /dev/urandom | od -An -tx1 | tr -d ' \n')"
   id=$(gsend --to cpe1 --no-wait log "$body") || echo "send $i failed" >>"$WORK/bad"
   echo "$id $(printf %s "$body" | sha256sum | cut -d' ' -f1)" >>"$WORK/sent"
-  if ((i == 50)); then
-    for _ in $(seq 5); do $TB exec cpe ss -K -tn dport = 7000 >/dev/null 2>&1; sleep 0.1; done
+  if ((i == 40)); then  # resets for a second while the sends go on
+    (for _ in $(seq 10); do $TB exec cpe ss -K -tn dport = 7000 >/dev/null 2>&1; sleep 0.1; done) &
+    kp=$!
   fi
 done
+wait "$kp"
 for _ in $(seq 100); do
   pending=$(status_json gw | jq -r '.control.pending')
   [[ $pending == 0 ]] && break
@@ -132,7 +134,7 @@ wait "$sp"; wait "$rp"
 r=$(tail -n 1 "$WORK/s.json")
 echo "# stream while sleeping: $(jq -c '{unique, lost, duplicates, reordered, max_gap_ms, lat_p50_ms, lat_p99_ms}' <<<"$r")"
 check "sleeping handler ('$out'): 4000 datagrams at 1000/s, none lost or reordered" \
-  test "$(jq -r '.unique == 4000 and .lost == 0 and .reordered == 0' <<<"$r")" = true -a "$out" = "cpe1 done 0 slept"
+  test "$(jq -r '.unique == 4000 and .lost == 0 and .reordered == 0' <<<"$r")" = true -a "$out" = "cpe1 done 0 slept\\n"
 
 # ---- 8. Latency, send to result, hybrid profile: quiet, then during a reset.
 $TB profile hybrid >/dev/null
@@ -143,6 +145,13 @@ for i in $(seq 100); do
   t0=$(now_ms); gsend --to cpe1 log "latency $i" >/dev/null; t1=$(now_ms)
   echo $((t1 - t0)) >>"$WORK/lat"
 done
+: >"$WORK/lat0"
+for i in $(seq 100); do
+  t0=$(now_ms); gsend --to cpe1 tunneld.ping >/dev/null; t1=$(now_ms)
+  echo $((t1 - t0)) >>"$WORK/lat0"
+done
+echo "# hybrid, subflow rtt $(status_json gw | jq -c '[.sessions[] | select(.id == "cpe1") | .connection.subflow[] | .rtt_us / 1000 | floor]') ms"
+echo "# hybrid, quiet, tunneld.ping (no handler): p50 $(pct 50 "$WORK/lat0") ms, p99 $(pct 99 "$WORK/lat0") ms"
 echo "# hybrid, quiet: send -> result p50 $(pct 50 "$WORK/lat") ms, p99 $(pct 99 "$WORK/lat") ms, max $(pct 100 "$WORK/lat") ms (100 sends)"
 : >"$WORK/lat2"
 (
