@@ -2,7 +2,9 @@
 // both directions answered, resend across a cut connection with each id run
 // once and in order, a message for a disconnected CPE answered after it
 // resumes, unknown ids, groups, handler timeouts, and data flowing while a
-// handler sleeps. The handler is a small shell script.
+// handler sleeps; a version 3 CPE answered no-handler without the wire, and
+// a session whose hold expired ending its messages session-ended. The
+// handler is a small shell script.
 #include "harness.hpp"
 
 #include <tunnel/control_format.hpp>
@@ -79,11 +81,13 @@ struct Net {
     relay = std::make_unique<Relay>(io, gw->local_endpoint());
   }
   tunnel::Client& add_cpe(const std::string& id, const char* prefix, const std::string& handler,
-                          std::vector<std::string> groups = {}, std::chrono::seconds timeout = std::chrono::seconds(30)) {
+                          std::vector<std::string> groups = {}, std::chrono::seconds timeout = std::chrono::seconds(30),
+                          std::uint8_t max_version = tunnel::wire::kVersion) {
     ctuns.push_back(std::make_unique<MemTun>());
     auto c = test_client(*ctuns.back(), relay->endpoint(), id, prefix);
     c.node.control = hub_config(handler, timeout);
     c.groups = std::move(groups);
+    c.max_version = max_version;
     cpes.push_back(std::make_unique<tunnel::Client>(io, c));
     cpes.back()->start();
     return *cpes.back();
@@ -315,6 +319,36 @@ TEST(Control, SleepingHandlerDoesNotDelayData) {
   EXPECT_FALSE(n.gw->control()->store().find(id)->complete());  // still sleeping while the data flowed
   const auto* m = n.wait(*n.gw, id, 4000ms);
   EXPECT_EQ(m->targets[0].status, ctl::TargetStatus::done);
+}
+
+TEST(Control, Version3CpeAnsweredNoHandlerLocally) {
+  Handler h;
+  Net n;
+  auto& cpe = n.add_cpe("cpe-1", "10.1.0.0/16", h.path, {}, std::chrono::seconds(30), 3);
+  ASSERT_TRUE(run_until(n.io, [&] { return n.up("cpe-1") && cpe.session().connected(); }, 3000ms));
+  EXPECT_EQ(cpe.version(), 3);
+  const auto id = n.to_cpes({"cpe-1"}, "echo", "x");
+  const auto* m = n.gw->control()->store().find(id);
+  ASSERT_TRUE(m && m->complete());  // at once, nothing on the wire
+  EXPECT_EQ(m->targets[0].status, ctl::TargetStatus::no_handler);
+  run_for(n.io, 200ms);
+  EXPECT_TRUE(n.up("cpe-1"));
+  const auto* c = n.gw->control()->counters(*n.gw->find("cpe-1"));
+  EXPECT_EQ(c ? c->sent : 0u, 0u);
+}
+
+TEST(Control, HoldExpiredEndsSessionEnded) {
+  Handler h;
+  Net n;
+  auto& cpe = n.add_cpe("cpe-1", "10.1.0.0/16", h.path);
+  ASSERT_TRUE(run_until(n.io, [&] { return n.up("cpe-1") && cpe.session().connected(); }, 3000ms));
+  n.relay->cut(6000ms);  // longer than the hold (3 s) after the dead interval
+  ASSERT_TRUE(run_until(n.io, [&] { return !n.up("cpe-1"); }, 2000ms));
+  const auto id = n.to_cpes({"cpe-1"}, "echo", "never");
+  const auto* m = n.wait(*n.gw, id, 6000ms);
+  ASSERT_TRUE(m && m->complete());
+  EXPECT_EQ(m->targets[0].status, ctl::TargetStatus::session_ended);
+  EXPECT_EQ(n.gw->control()->totals().ended, 1u);
 }
 
 }  // namespace
