@@ -1,5 +1,6 @@
 // Wiring: options to the library's roles (tunnel::Gateway, tunnel::Client),
 // keys, signals, the status socket, and the exit codes.
+#include "admin.hpp"
 #include "options.hpp"
 #include "report.hpp"
 #include "status.hpp"
@@ -49,6 +50,10 @@ tunnel::NodeConfig node_config(const CommonOptions& o, const char* role) {
   c.compress = o.header_compression;
   n.tuning = {true, o.notsent_lowat, o.congestion, o.socket_rcvbuf};
   n.stats_interval = o.stats_interval;
+  n.control.runner.program = o.on_message;
+  n.control.runner.max_handlers = o.max_handlers;
+  n.control.runner.timeout = o.handler_timeout;
+  n.control.message_queue = o.message_queue;
   return n;
 }
 
@@ -68,13 +73,22 @@ int run_node(asio::io_context& io, tunnel::Node& node, const CommonOptions& o, c
   std::optional<StatusServer> status;
   try {
     node.start();
-    status.emplace(io, o.status_socket, std::move(render));
+    node.control()->set_status([render] { return render(true); });
+    status.emplace(io, o.status_socket, std::move(render),
+                   [&node](std::string line, std::vector<std::uint8_t> body, std::function<void(std::string)> reply) {
+                     admin_request(node, line, std::move(body), std::move(reply));
+                   });
   } catch (const std::exception& e) {
     node.stop();
     return fail_startup(e.what());
   }
   spdlog::info("status socket {}", o.status_socket);
   wait_hup();
+  if (o.on_message.empty())
+    spdlog::info("control messages: no --on-message handler, only the built-in topics are answered");
+  else
+    spdlog::info("control messages: handler {} (at most {} at once, {} s each, {} waiting per session)", o.on_message,
+                 o.max_handlers, o.handler_timeout.count(), o.message_queue);
   signals.async_wait([&](const boost::system::error_code& ec, int sig) {
     if (ec) return;
     spdlog::info("signal {}: shutting down", sig);
@@ -148,6 +162,7 @@ int run_client(const ClientOptions& o) {
   } catch (const std::exception& e) {
     return fail_startup(e.what());
   }
+  cc.groups = o.groups;
   if (o.insecure_no_auth) spdlog::warn("authentication is DISABLED (--insecure-no-auth)");
   std::string prefixes;
   for (const auto& p : o.prefixes) prefixes += (prefixes.empty() ? "" : " ") + p.to_string();
@@ -155,7 +170,7 @@ int run_client(const ClientOptions& o) {
   asio::io_context io;
   tunnel::Client c(io, std::move(cc));
   return run_node(io, c, o, [] { spdlog::info("SIGHUP: nothing to reload on a CPE"); }, [&c, &o](bool json) {
-    const auto r = Report::of(c, o.tun, o.id, o.prefixes);
+    const auto r = Report::of(c, o.tun, o.id, o.prefixes, o.groups);
     return json ? r.json() : r.text();
   });
 }

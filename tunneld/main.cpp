@@ -1,8 +1,12 @@
 // tunneld: carries UDP between two TUN devices over one MPTCP connection.
 // Flags are the primary configuration; see `tunneld --help` and README.md.
+#include "admin.hpp"
 #include "options.hpp"
 
+#include <tunnel/control_wire.hpp>
+#include <tunnel/handshake.hpp>
 #include <tunnel/log.hpp>
+#include <tunnel/message_store.hpp>
 #include <tunnel/wire.hpp>
 
 #include <CLI/CLI.hpp>
@@ -12,6 +16,7 @@
 #include <algorithm>
 #include <csignal>
 #include <iostream>
+#include <iterator>
 
 namespace {
 
@@ -22,6 +27,7 @@ struct Raw {
   std::vector<std::string> tun_addrs;
   std::string send_queue, lowat, buffer_bytes, batch_bytes, rcvbuf;
   unsigned stats_ms = 5000, heartbeat_ms = 1000, dead_ms = 3000, buffer_age_ms = 5000, hold_ms = 30000;
+  unsigned handler_timeout_s = 30;
 };
 
 void add_common(CLI::App* app, tunneld::CommonOptions& o, Raw& raw) {
@@ -99,6 +105,22 @@ void add_common(CLI::App* app, tunneld::CommonOptions& o, Raw& raw) {
                   "are dropped (counted)")
       ->capture_default_str()
       ->check(CLI::Range(100u, 86400000u));
+  app->add_option("--on-message", o.on_message,
+                  "Control message handler: run as PROGRAM TOPIC for each message from the peer, the body on "
+                  "stdin, TUNNELD_MSG_ID and TUNNELD_PEER_ID in its environment; its stdout (up to 64 KiB) and "
+                  "exit code are the result. One at a time per session, in arrival order. Without it every "
+                  "topic but tunneld.ping and tunneld.status is answered no-handler");
+  app->add_option("--max-handlers", o.max_handlers, "Most handlers running at once across the daemon")
+      ->capture_default_str()
+      ->check(CLI::Range(1u, 1024u));
+  app->add_option("--message-queue", o.message_queue,
+                  "Messages waiting for the handler per session; beyond it a message is answered busy at once")
+      ->capture_default_str()
+      ->check(CLI::Range(1u, 65536u));
+  app->add_option("--handler-timeout", raw.handler_timeout_s,
+                  "Seconds a handler may run; then its process group is killed and the message answered timeout")
+      ->capture_default_str()
+      ->check(CLI::Range(1u, 86400u));
 }
 
 std::size_t parse_size(const std::string& s, const char* flag, std::size_t min, std::size_t max) {
@@ -141,6 +163,7 @@ void finish_common(tunneld::CommonOptions& o, const Raw& raw) {
   o.dead_interval = std::chrono::milliseconds(raw.dead_ms);
   o.buffer_age = std::chrono::milliseconds(raw.buffer_age_ms);
   o.session_hold = std::chrono::milliseconds(raw.hold_ms);
+  o.handler_timeout = std::chrono::seconds(raw.handler_timeout_s);
   if (o.dead_interval <= o.heartbeat)
     throw CLI::ValidationError("--dead-interval", "must be longer than --heartbeat (three times is usual)");
   if (o.status_socket.empty()) o.status_socket = tunneld::default_status_socket(o.tun);
@@ -219,6 +242,9 @@ int main(int argc, char** argv) {
                   "Inner prefix this CPE serves, CIDR; repeatable, at least one. The gateway routes these "
                   "destinations to it and drops packets from it with other sources")
       ->required();
+  cli->add_option("--group", co.groups,
+                  "Control message group this CPE is in (`tunneld send --group NAME` on the gateway reaches it); "
+                  "repeatable, at most 16, each 1-64 characters of [A-Za-z0-9._-]");
   cli->add_option("--path", co.paths,
                   "WAN interface to open a subflow on; repeatable. It need not exist or have an address yet: "
                   "it joins when it gets one (followed through rtnetlink)")
@@ -243,6 +269,38 @@ int main(int argc, char** argv) {
   st->add_option("--tun", status_tun, "TUN name of the daemon (finds its default status socket)");
   st->add_flag("--json", status_json, "Print JSON instead of text");
 
+  tunneld::SendArgs send_args;
+  std::string send_tun, send_body, result_tun, result_socket, result_id;
+  bool result_json = false;
+  auto* snd = app.add_subcommand(
+      "send", "Send a control message through a running tunneld and print each target's result, one line each: "
+              "ID STATUS EXIT RESULT. Exit code 0 when every target answered done with exit code 0, 1 otherwise, "
+              "2 for bad usage, 3 when the daemon cannot be reached");
+  snd->add_option("--socket", send_args.socket, "Status socket of the daemon");
+  snd->add_option("--tun", send_tun, "TUN name of the daemon (finds its default status socket)");
+  // One value per flag: the positionals follow.
+  snd->add_option("--to", send_args.to, "Gateway: a CPE id to send to; repeatable")
+      ->allow_extra_args(false)
+      ->multi_option_policy(CLI::MultiOptionPolicy::TakeAll);
+  snd->add_option("--group", send_args.groups, "Gateway: every CPE in this group; repeatable")
+      ->allow_extra_args(false)
+      ->multi_option_policy(CLI::MultiOptionPolicy::TakeAll);
+  snd->add_flag("--all", send_args.all, "Gateway: every CPE in its table, held sessions included");
+  snd->add_option("--timeout", send_args.timeout_s, "Seconds to wait for the results; targets still open print "
+                                                     "as pending")
+      ->capture_default_str()
+      ->check(CLI::Range(1u, 86400u));
+  snd->add_flag("--no-wait", send_args.no_wait, "Print the message id and return once the message is accepted");
+  snd->add_flag("--json", send_args.json, "Print a JSON array of {peer, msg_id, status, exit, result, truncated}");
+  snd->add_option("TOPIC", send_args.topic, "1-64 characters of [A-Za-z0-9._-], not starting with '-'")->required();
+  snd->add_option("BODY", send_body, "The message body (default: read from stdin), at most 64 KiB");
+
+  auto* res = app.add_subcommand("result", "Print the results of an earlier `send` (kept at least 10 minutes)");
+  res->add_option("--socket", result_socket, "Status socket of the daemon");
+  res->add_option("--tun", result_tun, "TUN name of the daemon (finds its default status socket)");
+  res->add_flag("--json", result_json, "Print JSON, as send --json");
+  res->add_option("MSG_ID", result_id, "The message id send --no-wait printed")->required();
+
   try {
     app.parse(argc, argv);
     if (*srv) {
@@ -266,7 +324,37 @@ int main(int argc, char** argv) {
         }
       }
       co.id = checked_id(co.id);
+      if (co.groups.size() > tunnel::hs::kMaxGroups) throw CLI::ValidationError("--group", "at most 16 groups");
+      for (const auto& g : co.groups)
+        if (!tunnel::hs::valid_group(g))
+          throw CLI::ValidationError("--group", "'" + g + "': 1-64 characters of [A-Za-z0-9._-], not starting with '-'");
       finish_common(co, craw);
+    } else if (*snd) {
+      if (send_args.socket.empty()) {
+        if (send_tun.empty()) throw CLI::ValidationError("send", "give --socket PATH or --tun NAME");
+        send_args.socket = tunneld::default_status_socket(send_tun);
+      }
+      if (!tunnel::control::valid_topic(send_args.topic))
+        throw CLI::ValidationError("TOPIC", "1-64 characters of [A-Za-z0-9._-], not starting with '-'");
+      for (const auto& g : send_args.groups)
+        if (!tunnel::hs::valid_group(g)) throw CLI::ValidationError("--group", "'" + g + "' is not a group name");
+      for (const auto& id : send_args.to)
+        if (id.empty() || id.size() > 64 || std::any_of(id.begin(), id.end(), [](char c) { return c <= 0x20 || c >= 0x7f; }))
+          throw CLI::ValidationError("--to", "'" + id + "' is not an id (1..64 printable ASCII characters)");
+      if (snd->count("BODY")) {
+        send_args.body.assign(send_body.begin(), send_body.end());
+      } else {
+        send_args.body.assign(std::istreambuf_iterator<char>(std::cin), std::istreambuf_iterator<char>());
+      }
+      if (send_args.body.size() > tunnel::control::kMaxControlBody)
+        throw CLI::ValidationError("BODY", "at most 65536 bytes");
+    } else if (*res) {
+      if (result_socket.empty()) {
+        if (result_tun.empty()) throw CLI::ValidationError("result", "give --socket PATH or --tun NAME");
+        result_socket = tunneld::default_status_socket(result_tun);
+      }
+      if (!tunnel::control::parse_msg_id(result_id))
+        throw CLI::ValidationError("MSG_ID", "1-16 hex digits, not 0");
     } else if (*st && status_socket.empty()) {
       if (status_tun.empty()) throw CLI::ValidationError("status", "give --socket PATH or --tun NAME");
       status_socket = tunneld::default_status_socket(status_tun);
@@ -284,11 +372,15 @@ int main(int argc, char** argv) {
     if (*srv) cmd += " server";
     if (*cli) cmd += " client";
     if (*st) cmd += " status";
+    if (*snd) cmd += " send";
+    if (*res) cmd += " result";
     std::cerr << "tunneld: " << e.what() << " (see '" << cmd << " --help')\n";
     return kExitUsage;
   }
 
   if (*st) return tunneld::run_status(status_socket, status_json);
+  if (*snd) return tunneld::run_send(send_args);
+  if (*res) return tunneld::run_result(result_socket, result_json, result_id);
 
   const std::string& level = *srv ? so.log_level : co.log_level;
   if (!tunnel::init_logging(level)) {

@@ -34,6 +34,11 @@ struct CommonOptions {
   std::size_t buffer_bytes = 8u << 20;
   std::chrono::milliseconds buffer_age{5000};
   std::chrono::milliseconds session_hold{30000};
+  // Control messages.
+  std::string on_message;                      // handler program; empty: only the built-in topics
+  unsigned max_handlers = 16;
+  unsigned message_queue = 64;
+  std::chrono::seconds handler_timeout{30};
 };
 
 struct ServerOptions : CommonOptions {
@@ -49,6 +54,7 @@ struct ClientOptions : CommonOptions {
   std::vector<boost::asio::ip::tcp::endpoint> servers;  // the gateway: one address, or one per family
   std::string id;                              // default: the host name
   std::vector<tunnel::Prefix> prefixes;        // inner prefixes announced to the gateway
+  std::vector<std::string> groups;             // control message groups announced to the gateway
   std::vector<std::string> paths;
   std::vector<std::string> backup_paths;
   std::chrono::milliseconds connect_timeout{5000};

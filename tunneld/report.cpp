@@ -61,6 +61,29 @@ std::string conn_json(const std::optional<tunnel::ConnectionStats>& cs) {
   return s + "]}";
 }
 
+// The control counters as a JSON object.
+std::string control_json(const tunnel::control::ChannelCounters& c, std::size_t pending) {
+  return fmt::format(
+      R"({{"sent":{},"resent":{},"acknowledged":{},"answered":{},"pending":{},"refused":{},"received":{},)"
+      R"("duplicates":{},"results_sent":{},"timed_out":{},"ended":{},"results_unknown":{},"protocol_errors":{}}})",
+      c.sent, c.resent, c.acknowledged, c.answered, pending, c.refused, c.received, c.duplicates, c.results_sent,
+      c.timed_out, c.ended, c.results_unknown, c.protocol_errors);
+}
+
+std::string control_text(const tunnel::control::ChannelCounters& c, std::size_t pending) {
+  return fmt::format("sent {} resent {} acknowledged {} answered {} pending {} refused {}  received {} duplicates {}",
+                     c.sent, c.resent, c.acknowledged, c.answered, pending, c.refused, c.received, c.duplicates);
+}
+
+std::string groups_str(const std::vector<std::string>& gs, bool json) {
+  std::string s;
+  for (const auto& g : gs) {
+    if (!s.empty()) s += json ? "," : " ";
+    s += json ? "\"" + json_escape(g) + "\"" : g;
+  }
+  return s;
+}
+
 std::string prefixes_str(const std::vector<tunnel::Prefix>& ps, bool json) {
   std::string s;
   for (const auto& p : ps) {
@@ -82,9 +105,15 @@ void Totals::add(const tunnel::Session& session) {
   r.acked += b.acked;
 }
 
-SessionReport SessionReport::of(const tunnel::Session& s, const std::string& id,
-                                const std::vector<tunnel::Prefix>& prefixes) {
+SessionReport SessionReport::of(const tunnel::Node& n, const tunnel::Session& s, const std::string& id,
+                                const std::vector<tunnel::Prefix>& prefixes, const std::vector<std::string>& groups) {
   SessionReport r;
+  r.groups = groups.empty() ? s.groups : groups;
+  if (const auto* hub = n.control()) {
+    if (const auto* c = hub->counters(s)) r.ctl = *c;
+    r.ctl_pending = hub->pending(s);
+    r.ctl_queued = hub->queued(s);
+  }
   const auto& l0 = *s.links()[0];
   r.cpe_id = id.empty() ? s.peer_id : id;
   r.remote = l0.remote;
@@ -109,7 +138,7 @@ SessionReport SessionReport::of(const tunnel::Session& s, const std::string& id,
 }
 
 Report Report::of(const tunnel::Node& n, const std::string& tun, const std::string& cpe_id,
-                  const std::vector<tunnel::Prefix>& prefixes) {
+                  const std::vector<tunnel::Prefix>& prefixes, const std::vector<std::string>& groups) {
   Report r(n.config().role, tun, std::string(n.state()), Clock::now() - n.started());
   r.tun = n.tun_counters();
   r.daemon = n.counters();
@@ -117,8 +146,13 @@ Report Report::of(const tunnel::Node& n, const std::string& tun, const std::stri
   r.totals.r = n.retired_replay();
   n.for_each_session([&](const tunnel::Session& s) {
     r.totals.add(s);
-    r.sessions.push_back(SessionReport::of(s, cpe_id, prefixes));
+    r.sessions.push_back(SessionReport::of(n, s, cpe_id, prefixes, groups));
   });
+  if (const auto* hub = n.control()) {
+    r.ctl = hub->totals();
+    r.ctl_pending = hub->pending_total();
+    r.handlers_running = hub->handlers_running();
+  }
   return r;
 }
 
@@ -129,13 +163,16 @@ std::string Report::json() const {
   for (std::size_t i = 0; i < sessions.size(); ++i) {
     const auto& e = sessions[i];
     s += fmt::format(
-        R"({}{{"id":"{}","session_id":"{:016x}","remote":"{}","prefixes":[{}],"state":"{}","last_rx_ms_ago":{},)"
+        R"({}{{"id":"{}","session_id":"{:016x}","remote":"{}","prefixes":[{}],"groups":[{}],"state":"{}",)"
+        R"("last_rx_ms_ago":{},)"
         R"("held_ms":{},"links":{},"links_connected":{},"buffered_packets":{},"buffered_bytes":{},"unsent_packets":{},)"
-        R"("connection":{},"counters":{{{}}}}})",
+        R"("connection":{},"control":{},"messages_queued":{},"counters":{{{}}}}})",
         i ? "," : "", json_escape(e.cpe_id), e.session_id, json_escape(e.remote), prefixes_str(e.prefixes, true),
+        groups_str(e.groups, true),
         e.connected ? "connected" : (e.session_id ? "held" : "new"), e.last_rx_ms_ago, e.held_ms, e.links,
         e.links_connected, e.buffered_packets,
-        e.buffered_bytes, e.unsent_packets, conn_json(e.conn), session_json(e.c, e.r));
+        e.buffered_bytes, e.unsent_packets, conn_json(e.conn), control_json(e.ctl, e.ctl_pending), e.ctl_queued,
+        session_json(e.c, e.r));
   }
   const auto& d = daemon;
   s += fmt::format(
@@ -149,7 +186,8 @@ std::string Report::json() const {
   for (int i = 2; i < wire::kParseStatusCount; ++i)
     s += fmt::format(R"({}"{}":{})", i > 2 ? "," : "", wire::to_string(static_cast<wire::ParseStatus>(i)),
                      totals.s.proto_errors[static_cast<std::size_t>(i)] + d.proto_errors[static_cast<std::size_t>(i)]);
-  return s + "}}}\n";
+  s += fmt::format(R"(}}}},"control":{},"handlers_running":{}}})", control_json(ctl, ctl_pending), handlers_running);
+  return s + "\n";
 }
 
 std::string Report::text() const {
@@ -157,8 +195,8 @@ std::string Report::text() const {
   std::string s = fmt::format("role {}  tun {}  state {}  up {}s  sessions {}\n", role, tun_name, state, up,
                               sessions.size());
   for (const auto& e : sessions) {
-    s += fmt::format("session {:016x}  cpe {}  remote {}  prefixes {}  {}\n", e.session_id, e.cpe_id, e.remote,
-                     prefixes_str(e.prefixes, false),
+    s += fmt::format("session {:016x}  cpe {}  remote {}  prefixes {}{}{}  {}\n", e.session_id, e.cpe_id, e.remote,
+                     prefixes_str(e.prefixes, false), e.groups.empty() ? "" : "  groups ", groups_str(e.groups, false),
                      e.connected ? fmt::format("connected, last heard {} ms ago", e.last_rx_ms_ago)
                                  : fmt::format("held for {} ms", e.held_ms));
     s += fmt::format("  buffered {} packets ({} bytes, {} not yet sent)  sent {} in {} frames ({} compressed)  "
@@ -166,6 +204,7 @@ std::string Report::text() const {
                      e.buffered_packets, e.buffered_bytes, e.unsent_packets, e.c.tx_packets, e.c.tx_frames,
                      e.c.tx_compressed, e.c.rx_packets, e.c.replayed, e.c.rx_duplicates, e.c.rx_missing,
                      e.c.drop_spoofed, e.c.resumes);
+    s += fmt::format("  control messages: {}  queued {}\n", control_text(e.ctl, e.ctl_pending), e.ctl_queued);
     if (e.conn) {
       s += fmt::format("  connection: {}  subflows established {}\n",
                        e.conn->mptcp ? "MPTCP" : "plain TCP (fallback)", e.conn->subflows);
@@ -190,6 +229,7 @@ std::string Report::text() const {
                    daemon.sessions_created, daemon.sessions_closed, daemon.sessions_expired, daemon.sessions_replaced,
                    daemon.handshake_failures, daemon.auth_failures, daemon.handshake_timeouts, daemon.rejected_pending,
                    perr);
+  s += fmt::format("control messages: {}  handlers running {}\n", control_text(ctl, ctl_pending), handlers_running);
   return s;
 }
 

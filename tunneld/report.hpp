@@ -3,6 +3,7 @@
 #pragma once
 
 #include <tunnel/address.hpp>
+#include <tunnel/control_channel.hpp>
 #include <tunnel/mptcp_socket.hpp>
 #include <tunnel/node.hpp>
 #include <tunnel/session.hpp>
@@ -34,6 +35,7 @@ struct Totals {
 struct SessionReport {
   std::string cpe_id, remote;
   std::vector<tunnel::Prefix> prefixes;
+  std::vector<std::string> groups;
   std::uint64_t session_id = 0;
   bool connected = false;
   std::int64_t last_rx_ms_ago = -1;   // since anything arrived from the peer
@@ -43,8 +45,11 @@ struct SessionReport {
   tunnel::LinkCounters c;
   tunnel::ReplayCounters r;
   std::optional<tunnel::ConnectionStats> conn;  // link 0's
-  // `id`, `prefixes`: empty takes the session's own (the gateway's view).
-  static SessionReport of(const tunnel::Session& s, const std::string& id, const std::vector<tunnel::Prefix>& prefixes);
+  tunnel::control::ChannelCounters ctl;         // control messages
+  std::size_t ctl_pending = 0, ctl_queued = 0;
+  // `id`, `prefixes`, `groups`: empty takes the session's own (the gateway's view).
+  static SessionReport of(const tunnel::Node& n, const tunnel::Session& s, const std::string& id,
+                          const std::vector<tunnel::Prefix>& prefixes, const std::vector<std::string>& groups);
 };
 
 struct Report {
@@ -55,13 +60,15 @@ struct Report {
   tunnel::TunCounters tun;
   DaemonCounters daemon;
   Totals totals;
+  tunnel::control::ChannelCounters ctl;  // control messages, all sessions, live and ended
+  std::size_t ctl_pending = 0, handlers_running = 0;
   std::vector<SessionReport> sessions;
   std::string json() const;
   std::string text() const;
   // Everything a node knows: its counters, its sessions (the CPE names its
   // own with `cpe_id` and `prefixes`).
   static Report of(const tunnel::Node& n, const std::string& tun, const std::string& cpe_id = {},
-                   const std::vector<tunnel::Prefix>& prefixes = {});
+                   const std::vector<tunnel::Prefix>& prefixes = {}, const std::vector<std::string>& groups = {});
 };
 
 }  // namespace tunneld

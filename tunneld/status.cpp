@@ -1,7 +1,9 @@
 #include "status.hpp"
 
+#include "admin.hpp"
 #include "options.hpp"
 
+#include <boost/asio/read.hpp>
 #include <boost/asio/read_until.hpp>
 #include <boost/asio/streambuf.hpp>
 #include <boost/asio/write.hpp>
@@ -12,6 +14,7 @@
 
 #include <filesystem>
 #include <iostream>
+#include <limits>
 #include <memory>
 
 namespace tunneld {
@@ -20,8 +23,8 @@ using local = asio::local::stream_protocol;
 
 std::string default_status_socket(const std::string& tun) { return "/run/tunneld/" + tun + ".sock"; }
 
-StatusServer::StatusServer(asio::io_context& io, std::string path, Render render)
-    : acceptor_(io), path_(std::move(path)), render_(std::move(render)) {
+StatusServer::StatusServer(asio::io_context& io, std::string path, Render render, Admin admin)
+    : acceptor_(io), path_(std::move(path)), render_(std::move(render)), admin_(std::move(admin)) {
   std::error_code fec;
   std::filesystem::create_directories(std::filesystem::path(path_).parent_path(), fec);
   ::unlink(path_.c_str());  // a socket file left by a crashed instance
@@ -44,12 +47,30 @@ void StatusServer::accept() {
     if (ec == asio::error::operation_aborted) return;
     if (!ec) {
       auto sock = std::make_shared<local::socket>(std::move(s));
-      auto buf = std::make_shared<asio::streambuf>(64);
-      asio::async_read_until(*sock, *buf, '\n', [this, sock, buf](const boost::system::error_code& rec, std::size_t) {
-        if (rec) return;
-        std::string line{std::istreambuf_iterator<char>(&*buf), {}};
-        auto reply = std::make_shared<std::string>(render_(line.rfind("json", 0) == 0));
-        asio::async_write(*sock, asio::buffer(*reply), [sock, reply](const boost::system::error_code&, std::size_t) {});
+      // A request line of at most 4 KiB, then a send's body.
+      auto buf = std::make_shared<asio::streambuf>(4096 + 65536 + 64);
+      asio::async_read_until(*sock, *buf, '\n', [this, sock, buf](const boost::system::error_code& rec, std::size_t n) {
+        if (rec || n > 4096) return;
+        std::string line(asio::buffers_begin(buf->data()), asio::buffers_begin(buf->data()) + static_cast<long>(n));
+        buf->consume(n);
+        auto reply = [sock](std::string text) {
+          auto r = std::make_shared<std::string>(std::move(text));
+          asio::async_write(*sock, asio::buffer(*r), [sock, r](const boost::system::error_code&, std::size_t) {});
+        };
+        std::size_t body_bytes = 0;
+        if (!admin_ || !is_admin_request(line, body_bytes)) {
+          reply(render_(line.rfind("json", 0) == 0));
+          return;
+        }
+        if (body_bytes == std::numeric_limits<std::size_t>::max()) return reply("2 malformed request\n");
+        const std::size_t have = std::min(buf->size(), body_bytes);
+        asio::async_read(*sock, *buf, asio::transfer_exactly(body_bytes - have),
+                         [this, sock, buf, line, body_bytes, reply](const boost::system::error_code& bec, std::size_t) {
+                           if (bec && buf->size() < body_bytes) return;
+                           const auto* p = static_cast<const std::uint8_t*>(buf->data().data());
+                           std::vector<std::uint8_t> body(p, p + body_bytes);
+                           admin_(line, std::move(body), reply);
+                         });
       });
     }
     accept();

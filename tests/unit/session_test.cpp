@@ -418,6 +418,7 @@ struct Exchange {
     hello.resume_rx_dsn = 4242;
     hello.id = "cpe-7";
     hello.prefixes = {parse_prefix("198.18.10.0/24"), parse_prefix("fd00:10::/64")};
+    hello.groups = {"lab", "north.1"};
     hs::encode(hello, kV, hello_body);
     hs::sign_hello(hello_body, kV, key, sn);
   }
@@ -434,7 +435,29 @@ TEST(Handshake, HelloRoundTripsAndVerifies) {
   ASSERT_EQ(h->prefixes.size(), 2u);
   EXPECT_EQ(h->prefixes[1].to_string(), "fd00:10::/64");
   EXPECT_EQ(h->nonce, x.hello.nonce);
+  EXPECT_EQ(h->groups, (std::vector<std::string>{"lab", "north.1"}));
   EXPECT_TRUE(hs::verify_hello(x.hello_body, kV, x.key, x.sn));
+}
+
+TEST(Handshake, GroupsOnlyInVersion4AndChecked) {
+  Exchange x;
+  Bytes v3;
+  hs::encode(x.hello, 3, v3);  // version 3's layout has no groups: unchanged, and they are not sent
+  std::string why;
+  auto h3 = hs::decode_hello(v3, 3, why);
+  ASSERT_TRUE(h3) << why;
+  EXPECT_TRUE(h3->groups.empty());
+  EXPECT_EQ(v3.size() + 1 + 1 + (1 + 3) + (1 + 7), x.hello_body.size());  // version 4 adds the link byte and the groups
+  hs::Hello bad = x.hello;
+  bad.groups = {"-dash"};
+  Bytes b;
+  hs::encode(bad, kV, b);
+  EXPECT_FALSE(hs::decode_hello(b, kV, why));
+  bad.groups.assign(17, "g");
+  b.clear();
+  hs::encode(bad, kV, b);
+  EXPECT_FALSE(hs::decode_hello(b, kV, why));
+  EXPECT_EQ(why, "more than 16 groups");
 }
 
 TEST(Handshake, WrongKeyOrOtherNonceOrAnyChangedByteFails) {

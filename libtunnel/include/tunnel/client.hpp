@@ -41,6 +41,7 @@ struct ClientConfig {
   std::vector<boost::asio::ip::tcp::endpoint> servers;  // the gateway: one or two (one per family)
   std::string id;                              // this CPE's id
   std::vector<Prefix> prefixes;                // inner prefixes announced to the gateway
+  std::vector<std::string> groups;             // control message groups announced (version 4)
   std::vector<PathSpec> paths;                 // WAN paths (in-kernel endpoints); empty: none managed
   hs::Key key;                                 // empty: no authentication
   std::chrono::milliseconds connect_timeout{5000};
@@ -63,6 +64,8 @@ class Client final : public Node {
   const ClientPaths* paths() const { return paths_ ? &*paths_ : nullptr; }
   // The gateway address link 0 uses (or last tried).
   const boost::asio::ip::tcp::endpoint& server() const { return ccfg_.servers[server_]; }
+  // Control messages: the peer is the gateway ("gateway" until its id is known).
+  std::string peer_name(const Session&) const override { return gateway_id_.empty() ? "gateway" : gateway_id_; }
   std::uint8_t version() const { return version_; }
   // Sessions ended by the gateway (CLOSE) or not resumed in time.
   const NodeCounters& client_counters() const { return dc_; }

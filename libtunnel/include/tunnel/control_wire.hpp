@@ -1,4 +1,4 @@
-// Bodies of the control frames (docs/protocol-control.md): MESSAGE, RESULT
+// Bodies of the control frames (docs/protocol.md, "Control messages"): MESSAGE, RESULT
 // and RECEIPT, carried in the common 8-byte frame header of wire.hpp.
 //
 // Pure: bytes in, values out. Decoders never allocate and return views into

@@ -37,6 +37,7 @@ inline constexpr std::size_t kNonceSize = 32;
 inline constexpr std::size_t kProofSize = 32;
 inline constexpr std::size_t kMaxIdLength = 64;
 inline constexpr std::size_t kMaxPrefixes = 32;
+inline constexpr std::size_t kMaxGroups = 16;  // version 4: control message groups in a HELLO
 
 using Nonce = std::array<std::uint8_t, kNonceSize>;
 using Proof = std::array<std::uint8_t, kProofSize>;
@@ -70,8 +71,14 @@ struct Hello {
   std::uint8_t link = 0;             // version 4: which link of the session this connection carries
   std::string id;                    // 1..64 bytes, printable ASCII
   std::vector<Prefix> prefixes;      // inner prefixes the CPE serves (sources it may use)
+  // Version 4: the control message groups the CPE is in (`tunneld send
+  // --group`), at most kMaxGroups, each valid_group(). Not sent in version 3.
+  std::vector<std::string> groups;
   Proof proof{};
 };
+
+// A group name: 1-64 characters of [A-Za-z0-9._-], not starting with '-'.
+bool valid_group(std::string_view name) noexcept;
 
 struct HelloAck {
   std::uint64_t session_id = 0;

@@ -62,6 +62,8 @@ class Link : public std::enable_shared_from_this<Link> {
   bool connected() const { return sock_.has_value(); }
   int fd() const;
   unsigned index() const { return index_; }
+  // The session this link belongs to; nullptr once orphaned.
+  Session* session() const { return owner_; }
   LinkCore& core() { return core_; }
   const LinkCore& core() const { return core_; }
 

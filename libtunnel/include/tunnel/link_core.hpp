@@ -158,6 +158,8 @@ class LinkCore {
   // queue holds more than kMaxQueued bytes or the link is not connected.
   bool queue_frame(std::span<const std::uint8_t> frame);
   static constexpr std::size_t kMaxQueued = 256 * 1024;
+  // Bytes of queued whole frames not yet written (what counts against kMaxQueued).
+  std::size_t queued_bytes() const { return xq_.size() - xq_off_; }
 
   // ---- receive
   std::span<std::uint8_t> rx_space();

@@ -13,6 +13,7 @@
 // Single-threaded on the caller's io_context.
 #pragma once
 
+#include <tunnel/control_hub.hpp>
 #include <tunnel/mptcp_pm.hpp>
 #include <tunnel/mptcp_socket.hpp>
 #include <tunnel/session.hpp>
@@ -59,6 +60,7 @@ struct NodeConfig {
   std::chrono::milliseconds stats_interval{5000};
   bool mptcp = true;             // false: plain TCP sockets (tests over loopback)
   bool path_manager = true;      // use the MPTCP path manager (limits, endpoints, events)
+  control::HubConfig control;    // control messages: handler program, limits (control_hub.hpp)
 };
 
 class Node : protected SessionEvents {
@@ -90,6 +92,12 @@ class Node : protected SessionEvents {
   const ReplayCounters& retired_replay() const { return retired_r_; }
   Clock::time_point started() const { return started_; }
   bool stopping() const { return stopping_; }
+  // Control messages of every session (after start()); nullptr before.
+  control::ControlHub* control() { return control_ ? &*control_ : nullptr; }
+  const control::ControlHub* control() const { return control_ ? &*control_ : nullptr; }
+  // What the peer of `s` is called in control messages: the CPE id on a
+  // gateway, the gateway's id on a CPE.
+  virtual std::string peer_name(const Session& s) const { return s.peer_id; }
 
  protected:
   // The role's hooks. on_packets: one TUN read batch, `now` read once.
@@ -110,8 +118,12 @@ class Node : protected SessionEvents {
   SessionEvents& events() { return *this; }
   // The session needs a flush at the end of this batch.
   void mark_dirty(Session& s) { dirty_.push_back(&s); }
-  // The session is about to be destroyed: keep its counters, forget it.
+  // The session is about to be destroyed: keep its counters, end its
+  // control messages, forget it.
   void retire(Session& s);
+  // Control frames (types 9-11) go to the control hub; anything else is
+  // refused (the link ends the connection).
+  bool frame_received(Session& s, Link& l, const wire::Frame& f) override;
 
   boost::asio::io_context& io_;
   NodeConfig cfg_;
@@ -120,6 +132,7 @@ class Node : protected SessionEvents {
   std::optional<netlink::MptcpPm> pm_;
   NodeCounters dc_;
   bool stopping_ = false;
+  std::optional<control::ControlHub> control_;
 
  private:
   void schedule_tick();

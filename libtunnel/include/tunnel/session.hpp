@@ -111,6 +111,7 @@ class Session {
   // Identity, kept by the owner (status and logs).
   std::string peer_id;
   std::vector<Prefix> prefixes;
+  std::vector<std::string> groups;  // the CPE's control message groups (HELLO, version 4)
 
   // Called by a Link: link_failed posted, frame_received inline.
   void link_failed(Link& l, Fault why, std::string_view detail) { events_.link_failed(*this, l, why, detail); }

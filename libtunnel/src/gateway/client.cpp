@@ -189,6 +189,7 @@ void Client::on_challenge(unsigned i, Fault f, const wire::Frame& fr, std::strin
   h.link = static_cast<std::uint8_t>(i);
   h.id = ccfg_.id;
   h.prefixes = ccfg_.prefixes;
+  h.groups = ccfg_.groups;
   std::vector<std::uint8_t> body;
   hs::encode(h, v, body);
   hs::sign_hello(body, v, ccfg_.key, ch->nonce);

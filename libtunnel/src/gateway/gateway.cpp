@@ -273,6 +273,7 @@ void Gateway::on_hello(const ConnPtr& hc, const hs::Nonce& server_nonce, Fault f
   Session& s = *slot;
   s.peer_id = hello->id;
   s.prefixes = hello->prefixes;
+  s.groups = hello->groups;
   s.check_sources(hello->prefixes);
   table_.insert(adm.session_id, hello->id, hello->prefixes, &s);
   Link& l = s.link(0);

@@ -41,6 +41,7 @@ void Node::start() {
     dirty_.clear();
   });
   if (cfg_.path_manager) pm_.emplace();
+  control_.emplace(io_, cfg_.control, [this](const Session& s) { return peer_name(s); });
   on_start();
   tick_period_ = std::min(std::chrono::milliseconds(100), cfg_.link.heartbeat / 4);
   schedule_tick();
@@ -62,6 +63,7 @@ void Node::start() {
 void Node::stop() {
   if (stopping_) return;
   stopping_ = true;
+  if (control_) control_->stop(Clock::now());
   on_stop();
   dirty_.clear();
   tick_.cancel();
@@ -86,6 +88,7 @@ void Node::attached(Link& l, const std::string& who) {
   if (cfg_.tuning.rcvbuf && got >= 0 && static_cast<std::size_t>(got) < 2 * cfg_.tuning.rcvbuf)
     spdlog::warn("{}: receive buffer {} bytes, asked for {} (no CAP_NET_ADMIN, and net.core.rmem_max is lower)", who,
                  got / 2, cfg_.tuning.rcvbuf);
+  if (control_ && l.session()) control_->attached(*l.session(), l, Clock::now());
   watch_[&l] = Watch{-1, false, who};
   if (!cfg_.mptcp) return;
   l.token = connection_stats(fd).token;
@@ -93,7 +96,12 @@ void Node::attached(Link& l, const std::string& who) {
   check_link(l);
 }
 
+bool Node::frame_received(Session& s, Link& l, const wire::Frame& f) {
+  return control_ && control_->on_frame(s, l, f, Clock::now());
+}
+
 void Node::retire(Session& s) {
+  if (control_) control_->session_ended(s, Clock::now());
   std::erase(dirty_, &s);
   retired_ += s.counters();
   const auto r = s.replay_counters();
@@ -134,7 +142,9 @@ void Node::schedule_tick() {
   tick_.expires_after(tick_period_);
   tick_.async_wait([this](const boost::system::error_code& ec) {
     if (ec || stopping_) return;
-    on_tick(Clock::now());
+    const auto now = Clock::now();
+    on_tick(now);
+    if (control_) control_->tick(now);
     schedule_tick();
   });
 }

@@ -1,5 +1,6 @@
 // The handshake messages' bodies (handshake.hpp): encoders and decoders
 // only. No OpenSSL here, so the fuzz build compiles this file alone.
+#include <tunnel/control_wire.hpp>
 #include <tunnel/handshake.hpp>
 #include <tunnel/wire.hpp>
 
@@ -62,6 +63,8 @@ void encode(const Challenge& c, std::vector<std::uint8_t>& out) {
   }
 }
 
+bool valid_group(std::string_view name) noexcept { return control::valid_topic(name); }
+
 std::uint8_t choose_version(const Challenge& c, std::uint8_t ours) {
   const std::uint8_t lo = c.max_version ? c.min_version : 3, hi = c.max_version ? c.max_version : 3;
   const std::uint8_t v = std::min(ours, hi);
@@ -86,6 +89,13 @@ void encode(const Hello& h, std::uint8_t version, std::vector<std::uint8_t>& out
     } else {
       const auto b = p.addr.to_v6().to_bytes();
       out.insert(out.end(), b.begin(), b.end());
+    }
+  }
+  if (version >= 4) {
+    out.push_back(static_cast<std::uint8_t>(h.groups.size()));
+    for (const auto& g : h.groups) {
+      out.push_back(static_cast<std::uint8_t>(g.size()));
+      out.insert(out.end(), g.begin(), g.end());
     }
   }
   out.insert(out.end(), h.proof.begin(), h.proof.end());
@@ -169,6 +179,24 @@ std::optional<Hello> decode_hello(std::span<const std::uint8_t> body, std::uint8
     }
     p.length = len;
     h.prefixes.push_back(p);
+  }
+  if (version >= 4 && r.ok) {
+    const std::size_t ng = r.u8();
+    if (ng > kMaxGroups) {
+      why = "more than 16 groups";
+      return std::nullopt;
+    }
+    for (std::size_t i = 0; i < ng && r.ok; ++i) {
+      const std::size_t n = r.u8();
+      if (!r.need(n)) break;
+      std::string g(reinterpret_cast<const char*>(body.data() + r.off), n);
+      r.off += n;
+      if (!valid_group(g)) {
+        why = "a group name must be 1..64 characters of [A-Za-z0-9._-], not starting with '-'";
+        return std::nullopt;
+      }
+      h.groups.push_back(std::move(g));
+    }
   }
   r.bytes(h.proof);
   if (!r.ok || r.off != body.size()) {
