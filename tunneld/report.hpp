@@ -3,6 +3,7 @@
 #pragma once
 
 #include <tunnel/address.hpp>
+#include <tunnel/client_paths.hpp>
 #include <tunnel/mptcp_socket.hpp>
 #include <tunnel/node.hpp>
 #include <tunnel/session.hpp>
@@ -47,6 +48,14 @@ struct SessionReport {
   static SessionReport of(const tunnel::Session& s, const std::string& id, const std::vector<tunnel::Prefix>& prefixes);
 };
 
+// A CPE's WAN path (--path): its state (waiting, up, carrying, down) and the
+// addresses it has an MPTCP endpoint for.
+struct PathReport {
+  std::string name, state;
+  std::vector<std::string> addresses;
+  static std::vector<PathReport> of(const tunnel::ClientPaths& paths);
+};
+
 struct Report {
   Report(std::string role, std::string tun, std::string state, std::chrono::steady_clock::duration up)
       : role(std::move(role)), tun_name(std::move(tun)), state(std::move(state)), uptime(up) {}
@@ -56,6 +65,7 @@ struct Report {
   DaemonCounters daemon;
   Totals totals;
   std::vector<SessionReport> sessions;
+  std::optional<std::vector<PathReport>> paths;  // a CPE's, when it manages paths
   std::string json() const;
   std::string text() const;
   // Everything a node knows: its counters, its sessions (the CPE names its
