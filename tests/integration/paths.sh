@@ -97,6 +97,7 @@ stream_end() {
   S_DOWN=$(tail -n 1 "$WORK/down.json")
   GAP_UP=$(jq -r '.max_gap_ms // "?"' <<<"$S_UP" 2>/dev/null)
   GAP_DOWN=$(jq -r '.max_gap_ms // "?"' <<<"$S_DOWN" 2>/dev/null)
+  echo "# $tag: cpe $(status_json cpe | jq -c '.counters | {connections, resumes, replayed, drop_queue_full, drop_buffer_full, drop_buffer_age}' 2>/dev/null)"
   for d in up down; do
     if [[ $d == up ]]; then r=$S_UP max=$2; else r=$S_DOWN max=$3; fi
     echo "# $tag, ${d}stream: $(jq -c '{received, unique, lost, duplicates, reordered, max_gap_ms, lat_p99_ms}' <<<"$r" 2>/dev/null)"
