@@ -170,7 +170,8 @@ int run_client(const ClientOptions& o) {
   asio::io_context io;
   tunnel::Client c(io, std::move(cc));
   return run_node(io, c, o, [] { spdlog::info("SIGHUP: nothing to reload on a CPE"); }, [&c, &o](bool json) {
-    const auto r = Report::of(c, o.tun, o.id, o.prefixes, o.groups);
+    auto r = Report::of(c, o.tun, o.id, o.prefixes, o.groups);
+    if (const auto* p = c.paths()) r.paths = PathReport::of(*p);
     return json ? r.json() : r.text();
   });
 }

@@ -137,6 +137,16 @@ SessionReport SessionReport::of(const tunnel::Node& n, const tunnel::Session& s,
   return r;
 }
 
+std::vector<PathReport> PathReport::of(const tunnel::ClientPaths& paths) {
+  std::vector<PathReport> v;
+  for (std::size_t i = 0; i < paths.size(); ++i) {
+    PathReport p{paths.name(i), tunnel::to_string(paths.state(i)), {}};
+    for (const auto& a : paths.addresses(i)) p.addresses.push_back(a.to_string());
+    v.push_back(std::move(p));
+  }
+  return v;
+}
+
 Report Report::of(const tunnel::Node& n, const std::string& tun, const std::string& cpe_id,
                   const std::vector<tunnel::Prefix>& prefixes, const std::vector<std::string>& groups) {
   Report r(n.config().role, tun, std::string(n.state()), Clock::now() - n.started());
@@ -174,9 +184,21 @@ std::string Report::json() const {
         e.buffered_bytes, e.unsent_packets, conn_json(e.conn), control_json(e.ctl, e.ctl_pending), e.ctl_queued,
         session_json(e.c, e.r));
   }
+  s += ']';
+  if (paths) {
+    s += R"(,"paths":[)";
+    for (std::size_t i = 0; i < paths->size(); ++i) {
+      const auto& p = (*paths)[i];
+      std::string addrs;
+      for (const auto& a : p.addresses) addrs += fmt::format(R"({}"{}")", addrs.empty() ? "" : ",", a);
+      s += fmt::format(R"({}{{"name":"{}","state":"{}","addresses":[{}]}})", i ? "," : "", json_escape(p.name),
+                       p.state, addrs);
+    }
+    s += ']';
+  }
   const auto& d = daemon;
   s += fmt::format(
-      R"(],"counters":{{"tun_rx_packets":{},"tun_tx_packets":{},"tun_writes":{},"drop_non_udp":{},"drop_malformed":{},)"
+      R"(,"counters":{{"tun_rx_packets":{},"tun_tx_packets":{},"tun_writes":{},"drop_non_udp":{},"drop_malformed":{},)"
       R"("drop_tun_write":{},"drop_no_route":{},{},"handshake_failures":{},"auth_failures":{},"handshake_timeouts":{},)"
       R"("rejected_pending":{},"sessions_created":{},"sessions_closed":{},"sessions_expired":{},"sessions_replaced":{},)"
       R"("protocol_errors":{{)",
@@ -214,6 +236,12 @@ std::string Report::text() const {
                          sf.rtt_us / 1000.0, sf.bytes_sent, sf.bytes_acked, sf.bytes_received, sf.total_retrans);
     }
   }
+  if (paths)
+    for (const auto& p : *paths) {
+      std::string addrs;
+      for (const auto& a : p.addresses) addrs += (addrs.empty() ? "" : " ") + a;
+      s += fmt::format("path {}  {}  {}\n", p.name, p.state, addrs.empty() ? "no address" : addrs);
+    }
   const auto& t = totals;
   s += fmt::format("tun: read {}  written {} in {} writes  dropped: non-udp {} malformed {} tun-write {} no-route {}\n",
                    tun.rx_packets, tun.tx_packets, tun.writes, tun.drop_non_udp, tun.drop_malformed, tun.drop_write,

@@ -4,6 +4,7 @@
 
 #include <tunnel/address.hpp>
 #include <tunnel/control_channel.hpp>
+#include <tunnel/client_paths.hpp>
 #include <tunnel/mptcp_socket.hpp>
 #include <tunnel/node.hpp>
 #include <tunnel/session.hpp>
@@ -52,6 +53,14 @@ struct SessionReport {
                           const std::vector<tunnel::Prefix>& prefixes, const std::vector<std::string>& groups);
 };
 
+// A CPE's WAN path (--path): its state (waiting, up, carrying, down) and the
+// addresses it has an MPTCP endpoint for.
+struct PathReport {
+  std::string name, state;
+  std::vector<std::string> addresses;
+  static std::vector<PathReport> of(const tunnel::ClientPaths& paths);
+};
+
 struct Report {
   Report(std::string role, std::string tun, std::string state, std::chrono::steady_clock::duration up)
       : role(std::move(role)), tun_name(std::move(tun)), state(std::move(state)), uptime(up) {}
@@ -63,6 +72,7 @@ struct Report {
   tunnel::control::ChannelCounters ctl;  // control messages, all sessions, live and ended
   std::size_t ctl_pending = 0, handlers_running = 0;
   std::vector<SessionReport> sessions;
+  std::optional<std::vector<PathReport>> paths;  // a CPE's, when it manages paths
   std::string json() const;
   std::string text() const;
   // Everything a node knows: its counters, its sessions (the CPE names its

@@ -55,6 +55,18 @@ class ClientPaths {
   const std::string& name(std::size_t i) const { return specs_[i].ifname; }
   PathState state(std::size_t i) const { return mon_->tracker().state(i); }
   const std::vector<boost::asio::ip::address>& addresses(std::size_t i) const { return mon_->tracker().endpoints(i); }
+  // The family (AF_INET, AF_INET6) of the gateway address the bulk
+  // connection's first subflow goes to. Endpoints of that family are plain
+  // `subflow` endpoints, whatever the path's flags: the in-kernel PM connects
+  // those to the connection's initial address, again each time the path comes
+  // back, while a `fullmesh` one connects only to addresses that current
+  // subflows use or the gateway announces, so a path of the first subflow's
+  // family that lost its subflow would never get one again. Endpoints whose
+  // flags change are re-added.
+  void set_primary_family(int family);
+  // The address of `family` of the first path that is up or carrying: where
+  // to connect from, so that a new connection leaves through a working path.
+  std::optional<boost::asio::ip::address> usable_source(int family) const;
   // The path's address of `family` (AF_INET, AF_INET6), if it has one.
   std::optional<boost::asio::ip::address> source(std::size_t i, int family) const {
     return mon_->tracker().endpoint(i, family);
@@ -63,6 +75,7 @@ class ClientPaths {
  private:
   void wait();
   void apply(const std::vector<PathDecision>& ds);
+  std::uint32_t flags_for(std::size_t path, const boost::asio::ip::address& a) const;
 
   boost::asio::io_context& io_;
   std::vector<PathSpec> specs_;
@@ -75,6 +88,7 @@ class ClientPaths {
   std::vector<int> missing_;                     // periodic checks in a row an up path carried no subflow
   std::vector<Clock::time_point> last_rebuild_;
   bool stopped_ = false;
+  int primary_ = 0;  // AF_UNSPEC: not known yet
 };
 
 }  // namespace tunnel

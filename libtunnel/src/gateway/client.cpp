@@ -9,6 +9,7 @@
 
 #include <algorithm>
 #include <cmath>
+#include <cstring>
 
 namespace tunnel {
 namespace asio = boost::asio;
@@ -47,7 +48,19 @@ void Client::on_start() {
     // With a gateway address per family, a path's subflows go to every address the gateway announces.
     if (v4 && v6)
       for (auto& p : specs) p.flags |= uapi::kPmAddrFlagFullmesh;
-    paths_.emplace(io_, *pm_, std::move(specs), policy, ccfg_.path_retry, nullptr);
+    // A path that comes up while the tunnel is down is tried at once, not after the backoff.
+    paths_.emplace(io_, *pm_, std::move(specs), policy, ccfg_.path_retry, [this](std::size_t, bool up) {
+      Connector& c = *conns_[0];
+      if (!up || stopping_ || session_->link(0).connected()) return;
+      if (std::strcmp(c.state, "connecting") == 0 && c.sock) {
+        c.attempts = 0;
+        c.sock->close();  // an attempt over a dead path; its handler retries in about 100 ms
+      } else if (std::strcmp(c.state, "reconnecting") == 0 && !c.sock && !c.hc) {
+        c.attempts = 0;
+        c.retry.cancel();
+        connect(0);
+      }
+    });
     paths_->start();
   }
   connect(0);
@@ -135,6 +148,11 @@ void Client::connect(unsigned i) {
     c.sock.reset();
     schedule_retry(i, e.what());
     return;
+  }
+  if (i == 0 && paths_) {  // from a path that is up: the first subflow must leave through one that works
+    const int fam = server().address().is_v4() ? AF_INET : AF_INET6;
+    paths_->set_primary_family(fam);
+    if (auto src = paths_->usable_source(fam)) bind_source(c.sock->native_handle(), *src);
   }
   c.timer.expires_after(ccfg_.connect_timeout);
   c.timer.async_wait([&c](const boost::system::error_code& ec) {

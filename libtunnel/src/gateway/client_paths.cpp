@@ -3,6 +3,7 @@
 
 #include <spdlog/spdlog.h>
 
+#include <netinet/in.h>
 #include <unistd.h>
 
 #include <algorithm>
@@ -70,7 +71,9 @@ void ClientPaths::apply(const std::vector<PathDecision>& ds) {
     switch (d.kind) {
       case PathDecision::Kind::add_endpoint:
       case PathDecision::Kind::remove_endpoint: {
-        const auto r = setup_->apply(d, spec);
+        const auto r = d.kind == PathDecision::Kind::add_endpoint
+                           ? setup_->add(spec.ifname, d.addr, d.ifindex, flags_for(d.path, d.addr))
+                           : setup_->apply(d, spec);
         const bool add = d.kind == PathDecision::Kind::add_endpoint;
         if (r == EndpointResult::failed)
           spdlog::warn("path {}: {} endpoint {} failed (errno {}){}", spec.ifname, add ? "adding" : "removing",
@@ -90,6 +93,39 @@ void ClientPaths::apply(const std::vector<PathDecision>& ds) {
         break;
     }
   }
+}
+
+std::uint32_t ClientPaths::flags_for(std::size_t path, const asio::ip::address& a) const {
+  const int fam = a.is_v4() ? AF_INET : AF_INET6;
+  const auto fullmesh = static_cast<std::uint32_t>(uapi::kPmAddrFlagFullmesh);
+  return fam == primary_ ? specs_[path].flags & ~fullmesh : specs_[path].flags;
+}
+
+void ClientPaths::set_primary_family(int family) {
+  if (family == primary_) return;
+  std::vector<std::uint32_t> before;
+  for (std::size_t i = 0; i < specs_.size(); ++i)
+    for (const auto& a : addresses(i)) before.push_back(flags_for(i, a));
+  primary_ = family;
+  if (!setup_) return;
+  std::size_t k = 0;
+  for (std::size_t i = 0; i < specs_.size(); ++i)
+    for (const auto& a : addresses(i)) {
+      if (before[k++] == flags_for(i, a)) continue;
+      setup_->remove(name(i), a);
+      const auto r = setup_->add(name(i), a, mon_->tracker().ifindex(i), flags_for(i, a));
+      spdlog::info("path {}: endpoint {} re-added with flags {:#x} ({})", name(i), a.to_string(),
+                   static_cast<std::uint32_t>(uapi::kPmAddrFlagSubflow) | flags_for(i, a), to_string(r));
+    }
+}
+
+std::optional<asio::ip::address> ClientPaths::usable_source(int family) const {
+  for (std::size_t i = 0; i < specs_.size(); ++i) {
+    const auto st = state(i);
+    if (st != PathState::up && st != PathState::carrying) continue;
+    if (auto a = source(i, family)) return a;
+  }
+  return std::nullopt;
 }
 
 void ClientPaths::update(const ConnectionStats& cs, Clock::time_point now, bool periodic) {
