@@ -51,16 +51,8 @@ struct SocketTuning {
   // SO_RCVBUF of the connection and its subflows in bytes (the kernel doubles
   // it for overhead); 0 leaves the kernel's autotuning. Set with
   // SO_RCVBUFFORCE, so net.core.rmem_max does not cap it (CAP_NET_ADMIN;
-  // without it, SO_RCVBUF, capped).
-  //
-  // Why not autotuning: the MPTCP receive buffer starts at tcp_rmem[1]
-  // (128 KiB) and grows only as the application reads. A segment lost on one
-  // path early in a connection leaves a hole while the other path keeps
-  // delivering; with a 10 ms and a 40 ms path the data behind the hole filled
-  // the 128 KiB, and the kernel (6.18) then stopped moving data from the
-  // subflows into the connection, including the data that fills the hole.
-  // Nothing was readable again and the connection hung until the dead
-  // interval (docs/architecture.md, "Known limits").
+  // without it, SO_RCVBUF, capped). Why a fixed size: docs/measurements.md,
+  // "The kernel's MPTCP receive hang".
   std::size_t rcvbuf = 0;
 };
 
