@@ -23,7 +23,7 @@ int open_mptcp_socket(int family);
 // connection for both families, IPv4 peers as v4-mapped addresses
 // (to_v6_endpoint). The kernel refuses IPv6 subflows on an AF_INET MPTCP
 // connection; on this socket the path manager adds subflows of either family
-// (docs/paths.md, "Both families"). A listener made from it accepts IPv4 and
+// (docs/operations.md, "Both families"). A listener made from it accepts IPv4 and
 // IPv6 connections and joins. Non-blocking, close-on-exec. Throws
 // std::system_error.
 int open_dual_stack_mptcp_socket();
