@@ -60,9 +60,8 @@ void add_common(CLI::App* app, tunneld::CommonOptions& o, Raw& raw) {
   app->add_option("--notsent-lowat", lowat, "TCP_NOTSENT_LOWAT of the MPTCP socket in bytes (0: kernel default)")
       ->default_str("131072");
   app->add_option("--socket-rcvbuf", raw.rcvbuf,
-                  "SO_RCVBUF of the MPTCP connection in bytes, fixed (0: kernel autotuning). Autotuning starts "
-                  "at 128 KiB, and a loss on one path early in a connection could fill that with data "
-                  "behind the hole and hang the connection in the kernel until the dead interval")
+                  "SO_RCVBUF of the MPTCP connection and its subflows in bytes, fixed; the kernel doubles it "
+                  "(0: kernel autotuning)")
       ->default_str("4194304");
   app->add_option("--batch-bytes", raw.batch_bytes,
                   "Largest DATA frame that packets may share (one header for all; 0: one packet a frame). "

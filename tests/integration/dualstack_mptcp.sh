@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Which in-kernel path-manager endpoints give a dual-stack MPTCP connection a
-# subflow in the other address family (docs/paths.md, "Both families").
+# subflow in the other address family (docs/operations.md, "Both families").
 #
 # Two namespaces, client and server, joined by two veth pairs: a v4 link with
 # only IPv4 addresses and a v6 link with only IPv6 addresses. Both ends use

@@ -26,8 +26,8 @@ install_routing || { not_ok "policy routing"; finish; }
 # After a quiet spell with a loss or two (the DNS and SIP phases below), the
 # LTE subflow took far longer than a 6 s run to grow back (BBR: its bandwidth
 # estimate had decayed to the light load; cubic: ssthresh 7 after one loss),
-# and downlink goodput fell to about 20 Mbit/s. docs/architecture.md, "Known
-# limits".
+# and downlink goodput fell to about 20 Mbit/s. docs/measurements.md, "Ramp-up
+# after a quiet spell".
 $TB exec inet iperf3 -s -B 198.18.20.2 -p 5201 >/dev/null 2>&1 &
 PIDS+=($!)
 $TB exec lan iperf3 -s -B 198.18.10.2 -p 5202 >/dev/null 2>&1 &
@@ -63,7 +63,7 @@ check "iperf3 uplink: both paths carry traffic ($(jq -c .paths <<<"$up"))" \
 # at the start of the downlink run: a loss on LTE left a hole, the data behind
 # it filled the 128 KiB the buffer starts with, and the kernel stopped moving
 # data from the subflows, so nothing was readable until the dead interval
-# reconnected (docs/architecture.md, "Known limits").
+# reconnected (docs/measurements.md, "The kernel's MPTCP receive hang").
 for h in cpe gw; do
   st=$(status_json $h)
   read -r rb res <<<"$(jq -r '"\(.sessions[0].connection.rcvbuf) \(.counters.resumes)"' <<<"$st")"

@@ -1,4 +1,4 @@
-// The body of a DATA frame (docs/protocol.md, version 3): the data sequence
+// The body of a DATA frame (docs/protocol.md, "DATA"): the data sequence
 // number of its first packet, then one or more records, packet i having
 // dsn + i. A record is either
 //

@@ -23,7 +23,7 @@ int open_mptcp_socket(int family);
 // connection for both families, IPv4 peers as v4-mapped addresses
 // (to_v6_endpoint). The kernel refuses IPv6 subflows on an AF_INET MPTCP
 // connection; on this socket the path manager adds subflows of either family
-// (docs/paths.md, "Both families"). A listener made from it accepts IPv4 and
+// (docs/operations.md, "Both families"). A listener made from it accepts IPv4 and
 // IPv6 connections and joins. Non-blocking, close-on-exec. Throws
 // std::system_error.
 int open_dual_stack_mptcp_socket();
@@ -51,16 +51,8 @@ struct SocketTuning {
   // SO_RCVBUF of the connection and its subflows in bytes (the kernel doubles
   // it for overhead); 0 leaves the kernel's autotuning. Set with
   // SO_RCVBUFFORCE, so net.core.rmem_max does not cap it (CAP_NET_ADMIN;
-  // without it, SO_RCVBUF, capped).
-  //
-  // Why not autotuning: the MPTCP receive buffer starts at tcp_rmem[1]
-  // (128 KiB) and grows only as the application reads. A segment lost on one
-  // path early in a connection leaves a hole while the other path keeps
-  // delivering; with a 10 ms and a 40 ms path the data behind the hole filled
-  // the 128 KiB, and the kernel (6.18) then stopped moving data from the
-  // subflows into the connection, including the data that fills the hole.
-  // Nothing was readable again and the connection hung until the dead
-  // interval (docs/architecture.md, "Known limits").
+  // without it, SO_RCVBUF, capped). Why a fixed size: docs/measurements.md,
+  // "The kernel's MPTCP receive hang".
   std::size_t rcvbuf = 0;
 };
 
