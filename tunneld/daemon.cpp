@@ -50,6 +50,8 @@ tunnel::NodeConfig node_config(const CommonOptions& o, const char* role) {
   c.compress = o.header_compression;
   n.tuning = {true, o.notsent_lowat, o.congestion, o.socket_rcvbuf};
   n.stats_interval = o.stats_interval;
+  n.realtime = o.realtime_mode != "off";
+  n.class_rules = o.class_rules;
   n.control.runner.program = o.on_message;
   n.control.runner.max_handlers = o.max_handlers;
   n.control.runner.timeout = o.handler_timeout;
@@ -157,6 +159,7 @@ int run_client(const ClientOptions& o) {
   cc.connect_timeout = o.connect_timeout;
   cc.reconnect_max = o.reconnect_max;
   cc.path_retry = o.path_retry;
+  cc.realtime_links = o.realtime_mode != "off";
   try {
     if (!o.insecure_no_auth) cc.key = tunnel::hs::load_key_file(o.psk_file);
   } catch (const std::exception& e) {

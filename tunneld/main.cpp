@@ -28,6 +28,7 @@ struct Raw {
   std::string send_queue, lowat, buffer_bytes, batch_bytes, rcvbuf;
   unsigned stats_ms = 5000, heartbeat_ms = 1000, dead_ms = 3000, buffer_age_ms = 5000, hold_ms = 30000;
   unsigned handler_timeout_s = 30;
+  std::vector<std::string> class_rules;
 };
 
 void add_common(CLI::App* app, tunneld::CommonOptions& o, Raw& raw) {
@@ -104,6 +105,17 @@ void add_common(CLI::App* app, tunneld::CommonOptions& o, Raw& raw) {
                   "are dropped (counted)")
       ->capture_default_str()
       ->check(CLI::Range(100u, 86400000u));
+  app->add_option("--realtime-mode", o.realtime_mode,
+                  "redundant: a realtime packet (see --class) goes on every path's realtime link at once and the "
+                  "receiver keeps the first copy; off: every packet rides the bulk connection")
+      ->capture_default_str()
+      ->check(CLI::IsMember({"redundant", "off"}));
+  app->add_option("--class", raw.class_rules,
+                  "Traffic class rule, CLASS:KEY=VALUE[,KEY=VALUE...], tried in order before the defaults "
+                  "(DSCP EF, AF4x, CS4, CS5, and small low-rate flows are realtime). CLASS is realtime or bulk; "
+                  "keys: proto (udp, tcp or a number), sport, dport (N or N-M), src, dst (CIDR), dscp "
+                  "(a number or a name such as ef, af41, cs5). Repeatable, e.g. "
+                  "--class realtime:proto=udp,dport=3478-3481 --class bulk:dst=198.51.100.0/24");
   app->add_option("--on-message", o.on_message,
                   "Control message handler: run as PROGRAM TOPIC for each message from the peer, the body on "
                   "stdin, TUNNELD_MSG_ID and TUNNELD_PEER_ID in its environment; its stdout (up to 64 KiB) and "
@@ -163,6 +175,13 @@ void finish_common(tunneld::CommonOptions& o, const Raw& raw) {
   o.buffer_age = std::chrono::milliseconds(raw.buffer_age_ms);
   o.session_hold = std::chrono::milliseconds(raw.hold_ms);
   o.handler_timeout = std::chrono::seconds(raw.handler_timeout_s);
+  for (const auto& r : raw.class_rules) {
+    const auto p = tunnel::classify::parse_rule(r);
+    if (p.error != tunnel::classify::RuleError::ok)
+      throw CLI::ValidationError("--class", "'" + r + "': " + std::string(tunnel::classify::to_string(p.error)) +
+                                                " at offset " + std::to_string(p.at));
+    o.class_rules.push_back(p.rule);
+  }
   if (o.dead_interval <= o.heartbeat)
     throw CLI::ValidationError("--dead-interval", "must be longer than --heartbeat (three times is usual)");
   if (o.status_socket.empty()) o.status_socket = tunneld::default_status_socket(o.tun);

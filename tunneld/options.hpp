@@ -2,6 +2,7 @@
 #pragma once
 
 #include <tunnel/address.hpp>
+#include <tunnel/class_rules.hpp>
 
 #include <boost/asio/ip/tcp.hpp>
 
@@ -39,6 +40,9 @@ struct CommonOptions {
   unsigned max_handlers = 16;
   unsigned message_queue = 64;
   std::chrono::seconds handler_timeout{30};
+  // Traffic classes.
+  std::string realtime_mode = "redundant";     // redundant or off
+  std::vector<tunnel::classify::Rule> class_rules;
 };
 
 struct ServerOptions : CommonOptions {

@@ -45,9 +45,10 @@ void MemTun::drain(std::vector<Bytes>& out) {
   }
 }
 
-Bytes udp4(const char* src, const char* dst, std::uint64_t seq, std::size_t payload) {
+Bytes udp4(const char* src, const char* dst, std::uint64_t seq, std::size_t payload, std::uint8_t tos) {
   Bytes p(28 + payload, 0);
   p[0] = 0x45;
+  p[1] = tos;
   p[2] = static_cast<std::uint8_t>(p.size() >> 8);
   p[3] = static_cast<std::uint8_t>(p.size());
   p[4] = static_cast<std::uint8_t>(seq >> 8);  // identification

@@ -42,7 +42,8 @@ class MemTun {
 
 // An IPv4 UDP packet from `src` to `dst` whose payload starts with `seq`
 // (8 bytes, big-endian) and is `payload` bytes long in all.
-Bytes udp4(const char* src, const char* dst, std::uint64_t seq, std::size_t payload = 64);
+// `tos`: the IPv4 TOS byte (DSCP << 2), e.g. 0xb8 for EF.
+Bytes udp4(const char* src, const char* dst, std::uint64_t seq, std::size_t payload = 64, std::uint8_t tos = 0);
 std::uint64_t seq_of(const Bytes& pkt);
 
 // A TCP relay on 127.0.0.1: each accepted connection is joined to a new

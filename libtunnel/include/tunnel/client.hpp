@@ -47,7 +47,11 @@ struct ClientConfig {
   std::chrono::milliseconds connect_timeout{5000};
   std::chrono::milliseconds reconnect_max{1000};
   std::chrono::milliseconds path_retry{2000};
-  unsigned links = 1;                          // links to open, 1..hs::kMaxLinks
+  unsigned links = 1;                          // links to open, 1..hs::kMaxLinks (without managed paths)
+  // With managed paths: a realtime link per path (link 1 + i for path i), a
+  // plain TCP connection from the path's address to the gateway's address
+  // of that family, open while the path is up.
+  bool realtime_links = true;
   std::uint8_t max_version = wire::kVersion;   // highest version to speak
 };
 
@@ -76,6 +80,7 @@ class Client final : public Node {
     std::optional<boost::asio::ip::tcp::socket> sock;
     std::shared_ptr<HandshakeConn> hc;
     boost::asio::steady_timer retry, timer;
+    boost::asio::ip::tcp::endpoint target;  // the gateway address this link dials
     int attempts = 0;
     const char* state = "starting";
   };
@@ -97,6 +102,9 @@ class Client final : public Node {
   void schedule_retry(unsigned i, std::string_view why);
   void restart_joins();
   std::size_t pick_server() const;
+  void path_changed(std::size_t path, bool up);
+  // Link `i` is the realtime link of a managed path.
+  bool path_link(unsigned i) const { return i > 0 && paths_ && ccfg_.realtime_links; }
 
   ClientConfig ccfg_;
   std::unique_ptr<Session> session_;

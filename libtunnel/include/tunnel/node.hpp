@@ -14,6 +14,7 @@
 #pragma once
 
 #include <tunnel/control_hub.hpp>
+#include <tunnel/classifier.hpp>
 #include <tunnel/mptcp_pm.hpp>
 #include <tunnel/mptcp_socket.hpp>
 #include <tunnel/session.hpp>
@@ -59,6 +60,10 @@ struct NodeConfig {
   SocketTuning tuning;           // applied to every connection after its handshake
   std::chrono::milliseconds stats_interval{5000};
   bool mptcp = true;             // false: plain TCP sockets (tests over loopback)
+  // Traffic classes (classifier.hpp): realtime packets go on a session's
+  // realtime links when it has one connected. Off: everything is bulk.
+  bool realtime = true;
+  std::vector<classify::Rule> class_rules;  // operator rules, tried before the defaults
   bool path_manager = true;      // use the MPTCP path manager (limits, endpoints, events)
   control::HubConfig control;    // control messages: handler program, limits (control_hub.hpp)
 };
@@ -89,6 +94,8 @@ class Node : protected SessionEvents {
   const TunCounters& tun_counters() const { return port_->counters(); }
   // Counters of sessions already destroyed (live ones are in their sessions).
   const LinkCounters& retired() const { return retired_; }
+  // The flow table, for status (nullptr with realtime off).
+  const classify::Classifier* classifier() const { return classifier_ ? &*classifier_ : nullptr; }
   const ReplayCounters& retired_replay() const { return retired_r_; }
   Clock::time_point started() const { return started_; }
   bool stopping() const { return stopping_; }
@@ -112,10 +119,21 @@ class Node : protected SessionEvents {
   // A socket of this node's transport (MPTCP unless config says plain TCP),
   // non-blocking and close-on-exec. Throws std::system_error.
   int open_socket(int family) const;
+  // A plain TCP socket (a realtime link), non-blocking and close-on-exec.
+  static int open_tcp_socket(int family);
   // After a link's handshake: socket options, MPTCP token, subflow log.
   void attached(Link& l, const std::string& who);
   // What the role's sessions report to (the role's link_failed()).
   SessionEvents& events() { return *this; }
+  // The class of one TUN packet (updates its flow's statistics).
+  bool is_realtime(std::span<const std::uint8_t> pkt, Clock::time_point now) {
+    return classifier_ && classifier_->classify(pkt, now).cls == classify::TrafficClass::realtime;
+  }
+  // Queues a TUN packet on `s` by its class; marks `s` for the batch-end flush.
+  void send(Session& s, std::span<const std::uint8_t> pkt, Clock::time_point now) {
+    const bool rt = is_realtime(pkt, now) && s.has_realtime_links();
+    if (rt ? s.enqueue_realtime(pkt, now) : s.enqueue(pkt, now)) mark_dirty(s);
+  }
   // The session needs a flush at the end of this batch.
   void mark_dirty(Session& s) { dirty_.push_back(&s); }
   // The session is about to be destroyed: keep its counters, end its
@@ -153,6 +171,7 @@ class Node : protected SessionEvents {
     std::string who;
   };
   std::unordered_map<const Link*, Watch> watch_;
+  std::optional<classify::Classifier> classifier_;
   LinkCounters retired_;
   ReplayCounters retired_r_;
   Clock::time_point started_ = Clock::now();

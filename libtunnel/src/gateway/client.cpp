@@ -20,7 +20,7 @@ std::string ep(const tcp::endpoint& e) {
   return e.address().is_v6() ? fmt::format("[{}]:{}", e.address().to_string(), e.port())
                              : fmt::format("{}:{}", e.address().to_string(), e.port());
 }
-std::string link_name(unsigned i) { return i ? fmt::format("tunnel link {}", i) : std::string("tunnel"); }
+std::string link_name(unsigned i) { return i ? fmt::format("realtime link {}", i) : std::string("tunnel"); }
 }  // namespace
 
 Client::Client(asio::io_context& io, ClientConfig cfg) : Node(io, cfg.node), ccfg_(std::move(cfg)) {
@@ -31,11 +31,16 @@ Client::~Client() = default;
 
 void Client::on_start() {
   session_ = std::make_unique<Session>(io_, *port_, cfg_.link, 0, events());
-  for (unsigned i = 0; i < ccfg_.links; ++i) {
+  if (ccfg_.servers.empty()) throw std::runtime_error("no gateway address");
+  const bool managed = pm_ && !ccfg_.paths.empty();
+  const unsigned links =
+      managed && ccfg_.realtime_links
+          ? static_cast<unsigned>(std::min<std::size_t>(1 + ccfg_.paths.size(), hs::kMaxLinks))
+          : ccfg_.links;
+  for (unsigned i = 0; i < links; ++i) {
     session_->link(i);
     conns_.push_back(std::make_unique<Connector>(io_));
   }
-  if (ccfg_.servers.empty()) throw std::runtime_error("no gateway address");
   if (pm_ && !ccfg_.paths.empty()) {
     bool v4 = false, v6 = false;
     for (const auto& s : ccfg_.servers) (s.address().is_v4() ? v4 : v6) = true;
@@ -49,18 +54,8 @@ void Client::on_start() {
     if (v4 && v6)
       for (auto& p : specs) p.flags |= uapi::kPmAddrFlagFullmesh;
     // A path that comes up while the tunnel is down is tried at once, not after the backoff.
-    paths_.emplace(io_, *pm_, std::move(specs), policy, ccfg_.path_retry, [this](std::size_t, bool up) {
-      Connector& c = *conns_[0];
-      if (!up || stopping_ || session_->link(0).connected()) return;
-      if (std::strcmp(c.state, "connecting") == 0 && c.sock) {
-        c.attempts = 0;
-        c.sock->close();  // an attempt over a dead path; its handler retries in about 100 ms
-      } else if (std::strcmp(c.state, "reconnecting") == 0 && !c.sock && !c.hc) {
-        c.attempts = 0;
-        c.retry.cancel();
-        connect(0);
-      }
-    });
+    paths_.emplace(io_, *pm_, std::move(specs), policy, ccfg_.path_retry,
+                   [this](std::size_t path, bool up) { path_changed(path, up); });
     paths_->start();
   }
   connect(0);
@@ -78,8 +73,7 @@ void Client::on_stop() {
 }
 
 void Client::on_packets(TunPort::Packets pkts, Clock::time_point now) {
-  for (const auto pkt : pkts) session_->enqueue(pkt, now);
-  session_->flush();
+  for (const auto pkt : pkts) send(*session_, pkt, now);
 }
 
 void Client::on_tick(Clock::time_point now) {
@@ -90,6 +84,38 @@ void Client::on_tick(Clock::time_point now) {
     ++dc_.sessions_expired;
   }
   session_->reset(0);
+}
+
+void Client::path_changed(std::size_t path, bool up) {
+  if (stopping_) return;
+  const unsigned k = static_cast<unsigned>(1 + path);
+  if (path_link(k) && k < conns_.size()) {
+    Connector& r = *conns_[k];
+    if (!up) {  // its realtime link goes at once; realtime continues on the other paths' links
+      r.retry.cancel();
+      r.timer.cancel();
+      if (r.sock) r.sock->close();
+      if (r.hc) r.hc->close();
+      r.hc.reset();
+      session_->link(k).detach();
+      r.state = "waiting";
+    } else if (session_->id() != 0) {
+      r.attempts = 0;
+      r.retry.cancel();
+      connect(k);
+    }
+  }
+  // A path that comes up while the tunnel is down is tried at once, not after the backoff.
+  Connector& c = *conns_[0];
+  if (!up || session_->link(0).connected()) return;
+  if (std::strcmp(c.state, "connecting") == 0 && c.sock) {
+    c.attempts = 0;
+    c.sock->close();  // an attempt over a dead path; its handler retries in about 100 ms
+  } else if (std::strcmp(c.state, "reconnecting") == 0 && !c.sock && !c.hc) {
+    c.attempts = 0;
+    c.retry.cancel();
+    connect(0);
+  }
 }
 
 void Client::on_stats() {
@@ -122,7 +148,7 @@ void Client::link_failed(Session& s, Link& l, Fault why, std::string_view detail
     schedule_retry(0, "session closed by the gateway");
     return;
   }
-  spdlog::warn("{} to {} lost: {}{}{}", link_name(l.index()), ep(server()), to_string(why),
+  spdlog::warn("{} to {} lost: {}{}{}", link_name(l.index()), l.remote, to_string(why),
                detail.empty() ? "" : ": ", detail);
   schedule_retry(l.index(), "connection lost");
 }
@@ -132,23 +158,42 @@ void Client::link_failed(Session& s, Link& l, Fault why, std::string_view detail
 void Client::connect(unsigned i) {
   if (stopping_) return;
   Connector& c = *conns_[i];
+  if (c.sock || c.hc || session_->link(i).connected()) return;  // under way, or there
   if (i > 0 && session_->id() == 0) {  // joins wait for the session
     schedule_retry(i, "waiting for link 0");
     return;
   }
+  std::optional<boost::asio::ip::address> source;
+  if (i == 0) {
+    server_ = pick_server();
+    c.target = server();
+  } else if (path_link(i)) {  // from the path's address to the gateway's address of that family
+    for (const auto& sv : ccfg_.servers)
+      if ((source = paths_->source(i - 1, sv.address().is_v4() ? AF_INET : AF_INET6))) {
+        c.target = sv;
+        break;
+      }
+    if (!source) {
+      c.state = "waiting";  // the path is not up: path_changed() connects when it is
+      return;
+    }
+  } else {
+    c.target = server();
+  }
   c.state = "connecting";
   c.sock.emplace(io_);
-  if (i == 0) server_ = pick_server();
-  const bool dual = cfg_.mptcp && ccfg_.servers.size() > 1;
-  const tcp::endpoint target = dual ? to_v6_endpoint(server()) : server();
+  const bool dual = i == 0 && cfg_.mptcp && ccfg_.servers.size() > 1;
+  const tcp::endpoint target = dual ? to_v6_endpoint(c.target) : c.target;
+  const int family = target.address().is_v4() ? AF_INET : AF_INET6;
   try {
     c.sock->assign(target.protocol(), dual ? open_dual_stack_mptcp_socket()
-                                           : open_socket(target.address().is_v4() ? AF_INET : AF_INET6));
+                                      : source ? open_tcp_socket(family) : open_socket(family));
   } catch (const std::exception& e) {
     c.sock.reset();
     schedule_retry(i, e.what());
     return;
   }
+  if (source) bind_source(c.sock->native_handle(), *source);
   if (i == 0 && paths_) {  // from a path that is up: the first subflow must leave through one that works
     const int fam = server().address().is_v4() ? AF_INET : AF_INET6;
     paths_->set_primary_family(fam);
@@ -168,7 +213,7 @@ void Client::connect(unsigned i) {
       return;
     }
     c.state = "handshaking";
-    c.hc = std::make_shared<HandshakeConn>(std::move(*c.sock), ep(server()));
+    c.hc = std::make_shared<HandshakeConn>(std::move(*c.sock), ep(c.target));
     c.sock.reset();
     c.hc->set_deadline(ccfg_.connect_timeout);
     c.hc->read_frame(wire::kMinVersion, ccfg_.max_version,
@@ -247,18 +292,18 @@ void Client::on_hello_ack(unsigned i, std::uint8_t v, const hs::Nonce& cn, const
   c.attempts = 0;
   Link& l = session_->link(i);
   const auto replayed0 = l.core().counters().replayed;
-  l.remote = ep(server());
+  l.remote = ep(c.target);
   const auto early = c.hc->leftover();
   l.attach(c.hc->take_socket(), early, ack->resumed ? ack->rx_dsn : 0, v);
   c.hc.reset();
   c.state = "connected";
   if (ack->resumed)
     spdlog::info("{}: resumed session {:016x} with {} (gateway had dsn {}, we had {}; replaying {} packets)",
-                 link_name(i), ack->session_id, ep(server()), ack->rx_dsn, l.core().rx_last(),
+                 link_name(i), ack->session_id, ep(c.target), ack->rx_dsn, l.core().rx_last(),
                  l.core().counters().replayed - replayed0);
   else
     spdlog::info("{}: session {:016x} established with {} (gateway '{}', protocol {}){}", link_name(i),
-                 ack->session_id, ep(server()), gateway_id_.empty() ? "?" : gateway_id_, v,
+                 ack->session_id, ep(c.target), gateway_id_.empty() ? "?" : gateway_id_, v,
                  attempts_before ? fmt::format(" after {} failed attempts", attempts_before) : "");
   attached(l, link_name(i));
   if (i == 0)
@@ -289,7 +334,7 @@ void Client::schedule_retry(unsigned i, std::string_view why) {
   std::uniform_real_distribution<double> jitter(0.75, 1.25);
   const auto delay = std::chrono::milliseconds(static_cast<long>(base * jitter(rng_)));
   if (c.attempts <= 5 || c.attempts % 30 == 0)
-    spdlog::warn("cannot reach gateway {} on {} ({}); attempt {}, retrying in {} ms", ep(server()), link_name(i),
+    spdlog::warn("cannot reach gateway {} on {} ({}); attempt {}, retrying in {} ms", ep(c.target), link_name(i),
                  why, c.attempts, delay.count());
   c.retry.expires_after(delay);
   c.retry.async_wait([this, i](const boost::system::error_code& ec) {

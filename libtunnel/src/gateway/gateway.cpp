@@ -102,7 +102,7 @@ void Gateway::on_packets(TunPort::Packets pkts, Clock::time_point now) {
       ++dc_.drop_no_route;
       continue;
     }
-    if (s->enqueue(pkt, now)) mark_dirty(*s);
+    send(*s, pkt, now);
   }
 }
 

@@ -41,6 +41,11 @@ void Node::start() {
     dirty_.clear();
   });
   if (cfg_.path_manager) pm_.emplace();
+  if (cfg_.realtime) {
+    classify::ClassifierConfig cc;
+    cc.rules = cfg_.class_rules;
+    classifier_.emplace(cc);
+  }
   control_.emplace(io_, cfg_.control, [this](const Session& s) { return peer_name(s); });
   on_start();
   tick_period_ = std::min(std::chrono::milliseconds(100), cfg_.link.heartbeat / 4);
@@ -73,8 +78,9 @@ void Node::stop() {
   if (port_) port_->stop();
 }
 
-int Node::open_socket(int family) const {
-  if (cfg_.mptcp) return open_mptcp_socket(family);
+int Node::open_socket(int family) const { return cfg_.mptcp ? open_mptcp_socket(family) : open_tcp_socket(family); }
+
+int Node::open_tcp_socket(int family) {
   const int fd = ::socket(family, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, IPPROTO_TCP);
   if (fd < 0) throw std::system_error(errno, std::generic_category(), "socket(TCP)");
   return fd;
@@ -83,14 +89,16 @@ int Node::open_socket(int family) const {
 void Node::attached(Link& l, const std::string& who) {
   const int fd = l.fd();
   if (fd < 0) return;
-  if (auto ec = tune_socket(fd, cfg_.tuning)) spdlog::warn("{}: socket options: {}", who, ec.message());
+  // A realtime link keeps almost nothing unsent in the kernel: what would wait there is late.
+  const SocketTuning t = l.core().realtime() ? SocketTuning{true, 4096, cfg_.tuning.congestion, 0} : cfg_.tuning;
+  if (auto ec = tune_socket(fd, t)) spdlog::warn("{}: socket options: {}", who, ec.message());
   const int got = socket_rcvbuf(fd);
-  if (cfg_.tuning.rcvbuf && got >= 0 && static_cast<std::size_t>(got) < 2 * cfg_.tuning.rcvbuf)
+  if (t.rcvbuf && got >= 0 && static_cast<std::size_t>(got) < 2 * t.rcvbuf)
     spdlog::warn("{}: receive buffer {} bytes, asked for {} (no CAP_NET_ADMIN, and net.core.rmem_max is lower)", who,
                  got / 2, cfg_.tuning.rcvbuf);
   if (control_ && l.session()) control_->attached(*l.session(), l, Clock::now());
+  if (!cfg_.mptcp || l.core().realtime()) return;  // a realtime link is plain TCP on one path, by design
   watch_[&l] = Watch{-1, false, who};
-  if (!cfg_.mptcp) return;
   l.token = connection_stats(fd).token;
   if (l.token) by_token_[l.token] = l.weak_from_this();
   check_link(l);
