@@ -35,14 +35,14 @@ std::int64_t ms_since(Clock::time_point t) {
 // The session counters as JSON members (no braces).
 std::string session_json(const tunnel::LinkCounters& c, const tunnel::ReplayCounters& r) {
   return fmt::format(
-      R"("tx_packets":{},"tx_bytes":{},"tx_frames":{},"tx_compressed":{},"drop_queue_full":{},"drop_buffer_full":{},)"
+      R"("tx_packets":{},"tx_bytes":{},"tx_frames":{},"tx_compressed":{},"drop_queue_full":{},"drop_codel":{},"drop_buffer_full":{},)"
       R"("drop_buffer_age":{},)"
       R"("drop_never_sent":{},"drop_session_ended":{},"replayed":{},"peak_buffered":{},"acked":{},)"
-      R"("rx_packets":{},"rx_bytes":{},"rx_duplicates":{},"rx_missing":{},"drop_spoofed":{},)"
+      R"("rx_packets":{},"rx_bytes":{},"rx_duplicates":{},"rx_rt_copies":{},"rx_missing":{},"drop_spoofed":{},)"
       R"("acks_sent":{},"acks_received":{},"tx_heartbeats":{},"rx_heartbeats":{},"drop_control":{},)"
       R"("connections":{},"resumes":{},"send_calls":{})",
-      c.tx_packets, c.tx_bytes, c.tx_frames, c.tx_compressed, c.drop_queue_full, r.drop_full, r.drop_age, r.drop_unsent, r.drop_cleared,
-      c.replayed, c.peak_buffered, r.acked, c.rx_packets, c.rx_bytes, c.rx_duplicates, c.rx_missing, c.drop_spoofed,
+      c.tx_packets, c.tx_bytes, c.tx_frames, c.tx_compressed, c.drop_queue_full, c.drop_codel, r.drop_full, r.drop_age, r.drop_unsent, r.drop_cleared,
+      c.replayed, c.peak_buffered, r.acked, c.rx_packets, c.rx_bytes, c.rx_duplicates, c.rx_rt_copies, c.rx_missing, c.drop_spoofed,
       c.acks_sent, c.acks_received, c.heartbeats_sent, c.heartbeats_received, c.drop_control, c.connections,
       c.resumes, c.send_calls);
 }
@@ -158,6 +158,14 @@ Report Report::of(const tunnel::Node& n, const std::string& tun, const std::stri
     r.totals.add(s);
     r.sessions.push_back(SessionReport::of(n, s, cpe_id, prefixes, groups));
   });
+  if (const auto* c = n.classifier()) {
+    r.flows = FlowReport::of(*c, 64);
+    r.classes = c->counters();
+  }
+  if (const auto* c = n.classifier()) {
+    r.flows = FlowReport::of(*c, 64);
+    r.classes = c->counters();
+  }
   if (const auto* hub = n.control()) {
     r.ctl = hub->totals();
     r.ctl_pending = hub->pending_total();
@@ -208,8 +216,11 @@ std::string Report::json() const {
   for (int i = 2; i < wire::kParseStatusCount; ++i)
     s += fmt::format(R"({}"{}":{})", i > 2 ? "," : "", wire::to_string(static_cast<wire::ParseStatus>(i)),
                      totals.s.proto_errors[static_cast<std::size_t>(i)] + d.proto_errors[static_cast<std::size_t>(i)]);
-  s += fmt::format(R"(}}}},"control":{},"handlers_running":{}}})", control_json(ctl, ctl_pending), handlers_running);
-  return s + "\n";
+  s += fmt::format(R"(}}}},"control":{},"handlers_running":{})", control_json(ctl, ctl_pending), handlers_running);
+  if (flows)
+    s += fmt::format(R"(,"classes":{{"realtime_packets":{},"bulk_packets":{}}},"flows":{})", classes.realtime_packets,
+                     classes.bulk_packets, FlowReport::json(*flows));
+  return s + "}\n";
 }
 
 std::string Report::text() const {
@@ -246,9 +257,10 @@ std::string Report::text() const {
   s += fmt::format("tun: read {}  written {} in {} writes  dropped: non-udp {} malformed {} tun-write {} no-route {}\n",
                    tun.rx_packets, tun.tx_packets, tun.writes, tun.drop_non_udp, tun.drop_malformed, tun.drop_write,
                    daemon.drop_no_route);
-  s += fmt::format("tunnel: sent {} ({} bytes)  received {} ({} bytes)  dropped: queue-full {} buffer-full {} "
+  s += fmt::format("tunnel: sent {} ({} bytes)  received {} ({} bytes)  dropped: queue-full {} codel {} buffer-full {} "
                    "buffer-age {} session-ended {} spoofed {}  duplicates {}\n",
-                   t.s.tx_packets, t.s.tx_bytes, t.s.rx_packets, t.s.rx_bytes, t.s.drop_queue_full, t.r.drop_full,
+                   t.s.tx_packets, t.s.tx_bytes, t.s.rx_packets, t.s.rx_bytes, t.s.drop_queue_full, t.s.drop_codel,
+                   t.r.drop_full,
                    t.r.drop_age, t.r.drop_cleared, t.s.drop_spoofed, t.s.rx_duplicates);
   std::uint64_t perr = 0;
   for (std::size_t i = 0; i < t.s.proto_errors.size(); ++i) perr += t.s.proto_errors[i] + daemon.proto_errors[i];
@@ -258,6 +270,10 @@ std::string Report::text() const {
                    daemon.handshake_failures, daemon.auth_failures, daemon.handshake_timeouts, daemon.rejected_pending,
                    perr);
   s += fmt::format("control messages: {}  handlers running {}\n", control_text(ctl, ctl_pending), handlers_running);
+  if (flows) {
+    s += fmt::format("classes: realtime {} packets, bulk {} packets\n", classes.realtime_packets, classes.bulk_packets);
+    s += FlowReport::text(*flows);
+  }
   return s;
 }
 

@@ -61,6 +61,19 @@ struct PathReport {
   static std::vector<PathReport> of(const tunnel::ClientPaths& paths);
 };
 
+// One flow of the traffic classifier: what class its packets get and why.
+struct FlowReport {
+  std::string src, dst;
+  unsigned sport = 0, dport = 0, proto = 0;
+  std::string cls, why;
+  std::uint32_t rate_bps = 0, mean_bytes = 0;
+  std::uint64_t packets = 0;
+  // The classifier's live flows (at most `max`).
+  static std::vector<FlowReport> of(const tunnel::classify::Classifier& c, std::size_t max);
+  static std::string json(const std::vector<FlowReport>& flows);
+  static std::string text(const std::vector<FlowReport>& flows);
+};
+
 struct Report {
   Report(std::string role, std::string tun, std::string state, std::chrono::steady_clock::duration up)
       : role(std::move(role)), tun_name(std::move(tun)), state(std::move(state)), uptime(up) {}
@@ -73,6 +86,8 @@ struct Report {
   std::size_t ctl_pending = 0, handlers_running = 0;
   std::vector<SessionReport> sessions;
   std::optional<std::vector<PathReport>> paths;  // a CPE's, when it manages paths
+  std::optional<std::vector<FlowReport>> flows;  // with traffic classes on
+  tunnel::classify::ClassifierCounters classes;
   std::string json() const;
   std::string text() const;
   // Everything a node knows: its counters, its sessions (the CPE names its

@@ -293,7 +293,7 @@ TEST(Control, SleepingHandlerDoesNotDelayData) {
   Net n;
   auto& cpe = n.add_cpe("cpe-1", "10.1.0.0/16", h.path);
   ASSERT_TRUE(run_until(n.io, [&] { return n.up("cpe-1") && cpe.session().connected(); }, 3000ms));
-  const auto id = n.to_cpes({"cpe-1"}, "sleep", "3");
+  const auto id = n.to_cpes({"cpe-1"}, "sleep", "6");  // longer than the loop below takes, even on a busy machine
   run_for(n.io, 100ms);  // the handler is running now
   MemTun& ctun = *n.ctuns[0];
   std::vector<Bytes> got;
@@ -312,12 +312,12 @@ TEST(Control, SleepingHandlerDoesNotDelayData) {
     run_for(n.io, 10ms);
   }
   EXPECT_EQ(got.size(), 150u);
-  // A handler on the loop would hold a packet for its whole 3 s; the bound
+  // A handler on the loop would hold a packet for its whole 6 s; the bound
   // leaves room for a loaded CI machine.
   EXPECT_LT(worst, 250ms);
   std::printf("worst packet delay while the handler slept: %lld ms\n", static_cast<long long>(worst.count()));
   EXPECT_FALSE(n.gw->control()->store().find(id)->complete());  // still sleeping while the data flowed
-  const auto* m = n.wait(*n.gw, id, 4000ms);
+  const auto* m = n.wait(*n.gw, id, 8000ms);
   EXPECT_EQ(m->targets[0].status, ctl::TargetStatus::done);
 }
 

@@ -18,8 +18,12 @@
 //   Admission while connected is the send queue's rule (send_queue.hpp): over
 //   send_queue_bytes of unsent data a new packet is dropped (counted) unless
 //   the connection is stalled: the socket took nothing (blocked() without
-//   unblocked()) or the peer acknowledged nothing for stall_after. While
-//   disconnected, packets are kept within the buffer's byte and age limits.
+//   unblocked()) or the peer acknowledged nothing for stall_after. Within
+//   the byte limit the queue is also limited in time: while the frame at the
+//   head of the unsent data has waited longer than CoDel's target (5 ms) for
+//   an interval (100 ms), new packets are dropped at CoDel's rate (codel.hpp;
+//   never while stalled). While disconnected, packets are kept within the
+//   buffer's byte and age limits.
 //
 // Receive (peer -> TUN):
 //   1. The shell reads into rx_space() and calls received(n).
@@ -42,6 +46,7 @@
 // unsent is kept across a reconnect for at most buffer_age.
 #pragma once
 
+#include <tunnel/codel.hpp>
 #include <tunnel/data_frame.hpp>
 #include <tunnel/fault.hpp>
 #include <tunnel/liveness.hpp>
@@ -88,12 +93,14 @@ struct LinkCounters {
   std::uint64_t tx_frames = 0;        // DATA frames they went into
   std::uint64_t tx_compressed = 0;    // packets sent as compressed records
   std::uint64_t drop_queue_full = 0;  // connected, but the tunnel could not keep up
+  std::uint64_t drop_codel = 0;       // bulk dropped because its queue stood longer than CoDel allows
   std::uint64_t replayed = 0;         // packets sent again after a resume
   std::uint64_t peak_buffered = 0;    // most packets waiting to be sent at once
   // receive direction
   std::uint64_t rx_packets = 0;       // packets received and delivered
   std::uint64_t rx_bytes = 0;
   std::uint64_t rx_duplicates = 0;    // packets already delivered (dropped)
+  std::uint64_t rx_rt_copies = 0;     // realtime: a later copy of a packet another link delivered (dropped)
   std::uint64_t rx_missing = 0;       // dsns skipped: the sender dropped them
   std::uint64_t drop_spoofed = 0;     // source outside the peer's prefixes (counted by the shell)
   // control
@@ -214,6 +221,7 @@ class LinkCore {
 
   ReplayBuffer tx_;
   SendQueue queue_;
+  CoDel codel_;
   wire::DataWriter writer_;
   std::int64_t now_ms_;  // frame timestamps for the age limit: set every tick, not read per packet
   std::uint64_t next_dsn_ = 1;

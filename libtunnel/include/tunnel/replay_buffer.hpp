@@ -84,6 +84,9 @@ class ReplayBuffer {
   std::uint64_t sent_pos() const { return cursor_pos_; }  // stream position of the next byte to send
   std::uint64_t end_pos() const { return tail_pos_; }     // stream position after the last frame
   std::size_t unsent_packets() const { return packets_ - sent_packets_; }  // in frames not wholly sent
+  // When the first packet of the frame at the cursor came (its commit's
+  // now_ms); -1 when nothing waits.
+  std::int64_t unsent_since_ms() const { return sent_ < count_ ? at(sent_).t_ms : -1; }
   std::size_t unacked_sent_frames() const { return sent_; }
   std::uint64_t front_dsn() const;  // the first frame's last dsn; 0 when empty
   std::uint64_t last_dsn() const;   // 0 when empty

@@ -205,7 +205,7 @@ bool Link::drain() {
             }
             ++c.drop_spoofed;
           } else {
-            ++c.rx_duplicates;
+            ++c.rx_rt_copies;
           }
           tun_.flush();
           continue;

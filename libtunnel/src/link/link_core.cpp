@@ -19,11 +19,13 @@ LinkCounters& LinkCounters::operator+=(const LinkCounters& o) {
   tx_frames += o.tx_frames;
   tx_compressed += o.tx_compressed;
   drop_queue_full += o.drop_queue_full;
+  drop_codel += o.drop_codel;
   replayed += o.replayed;
   peak_buffered = std::max(peak_buffered, o.peak_buffered);
   rx_packets += o.rx_packets;
   rx_bytes += o.rx_bytes;
   rx_duplicates += o.rx_duplicates;
+  rx_rt_copies += o.rx_rt_copies;
   rx_missing += o.rx_missing;
   drop_spoofed += o.drop_spoofed;
   acks_sent += o.acks_sent;
@@ -86,6 +88,7 @@ void LinkCore::attach(std::uint64_t peer_rx, std::uint8_t version, std::span<con
   in_data_ = false;
   acked_sent_ = rx_last_;
   live_.connected(now);
+  codel_.reset();
 }
 
 void LinkCore::detach(Clock::time_point now) {
@@ -122,6 +125,12 @@ bool LinkCore::enqueue(std::span<const std::uint8_t> pkt, Clock::time_point now)
       ++c_.drop_queue_full;
       return false;
     }
+    const std::int64_t head = tx_.unsent_since_ms();
+    if (admit == SendQueue::Admit::take && head >= 0 && !stalled(now) &&
+        codel_.drop(now, std::chrono::milliseconds(to_ms(now) - head), tx_.unsent_bytes())) {
+      ++c_.drop_codel;
+      return false;
+    }
   }
   // Into the last frame while it waits unsent and has room (the writer
   // began it: every frame comes from here); else a frame of its own.
@@ -138,7 +147,7 @@ bool LinkCore::enqueue(std::span<const std::uint8_t> pkt, Clock::time_point now)
       ++c_.drop_queue_full;
       return false;
     }
-    tx_.commit(writer_.begin(frame, next_dsn_, pkt), next_dsn_, now_ms_);
+    tx_.commit(writer_.begin(frame, next_dsn_, pkt), next_dsn_, to_ms(now));
     ++next_dsn_;
     ++c_.tx_frames;
   }
@@ -164,7 +173,7 @@ bool LinkCore::enqueue_rt(std::span<const std::uint8_t> pkt, std::uint64_t rseq,
   realtime::encode_rt_data_header(frame, rseq, pkt.size());
   frame[0] = version_;
   std::memcpy(frame + realtime::kRtDataHeaderSize, pkt.data(), pkt.size());
-  tx_.commit(realtime::kRtDataHeaderSize + pkt.size(), rseq, now_ms_);
+  tx_.commit(realtime::kRtDataHeaderSize + pkt.size(), rseq, to_ms(now));
   ++c_.tx_packets;
   ++c_.tx_frames;
   c_.tx_bytes += pkt.size();
