@@ -115,6 +115,7 @@ int run_server(const ServerOptions& o) {
   gc.max_pending = o.max_pending;
   gc.handshake_timeout = o.handshake_timeout;
   gc.allow_unbound_prefixes = o.allow_unbound_prefixes;
+  gc.protection = {o.integrity_only, o.require_protection};
   try {
     if (!o.insecure_no_auth) gc.keys = std::make_shared<const tunnel::hs::KeyTable>(tunnel::hs::load_key_table(o.psk_file));
   } catch (const std::exception& e) {
@@ -157,6 +158,7 @@ int run_client(const ClientOptions& o) {
   cc.connect_timeout = o.connect_timeout;
   cc.reconnect_max = o.reconnect_max;
   cc.path_retry = o.path_retry;
+  cc.protection = {o.integrity_only, o.require_protection};
   try {
     if (!o.insecure_no_auth) cc.key = tunnel::hs::load_key_file(o.psk_file);
   } catch (const std::exception& e) {

@@ -83,6 +83,13 @@ void add_common(CLI::App* app, tunneld::CommonOptions& o, Raw& raw) {
   auto* insecure = app->add_flag("--insecure-no-auth", o.insecure_no_auth,
                                  "Run without --psk-file: no authentication at all (testing only; logs a warning)");
   psk->excludes(insecure);
+  app->add_flag("--integrity-only", o.integrity_only,
+                "Authenticate frames after the handshake without encrypting them (either end may ask; "
+                "the payload then crosses the WAN in clear)");
+  auto* req = app->add_flag("--require-protection", o.require_protection,
+                            "Refuse connections whose frames are not protected (a protocol 3 peer; default off "
+                            "so that version 3 peers are served during an upgrade, docs/security.md)");
+  req->excludes(insecure);
   app->add_option("--heartbeat", raw.heartbeat_ms, "Milliseconds between heartbeats sent to the peer")
       ->capture_default_str()
       ->check(CLI::Range(50u, 60000u));

@@ -29,6 +29,8 @@ struct CommonOptions {
   // Session layer.
   std::string psk_file;                        // empty only with insecure_no_auth
   bool insecure_no_auth = false;
+  bool integrity_only = false;                 // frames authenticated, not encrypted
+  bool require_protection = false;             // refuse connections whose frames are not protected
   std::chrono::milliseconds heartbeat{1000};
   std::chrono::milliseconds dead_interval{3000};
   std::size_t buffer_bytes = 8u << 20;

@@ -25,6 +25,7 @@
 #include <tunnel/handshake_conn.hpp>
 #include <tunnel/node.hpp>
 #include <tunnel/path_setup.hpp>
+#include <tunnel/suite.hpp>
 
 #include <boost/asio/ip/tcp.hpp>
 #include <boost/asio/steady_timer.hpp>
@@ -49,6 +50,7 @@ struct ClientConfig {
   std::chrono::milliseconds path_retry{2000};
   unsigned links = 1;                          // links to open, 1..hs::kMaxLinks
   std::uint8_t max_version = wire::kVersion;   // highest version to speak
+  ProtectionPolicy protection;                 // frame protection (suite.hpp)
 };
 
 class Client final : public Node {

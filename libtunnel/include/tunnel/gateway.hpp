@@ -25,6 +25,7 @@
 #include <tunnel/handshake_conn.hpp>
 #include <tunnel/node.hpp>
 #include <tunnel/path_setup.hpp>
+#include <tunnel/suite.hpp>
 
 #include <boost/asio/ip/tcp.hpp>
 
@@ -50,6 +51,7 @@ struct GatewayConfig {
   // An id without prefixes bound in the key file (or the any-id key) may
   // claim prefixes; otherwise only those bound to it.
   bool allow_unbound_prefixes = false;
+  ProtectionPolicy protection;                     // frame protection (suite.hpp)
   std::uint8_t max_version = wire::kVersion;       // highest version offered
 };
 
@@ -85,7 +87,7 @@ class Gateway final : public Node {
   void refuse(const ConnPtr& hc, Fault why, const std::string& detail, std::uint8_t version);
   // Sends HELLO_ACK and hands the connection to `link`; false when it failed.
   bool accept_link(const ConnPtr& hc, Session& s, Link& l, const hs::Hello& hello, std::uint8_t version,
-                   hs::KeyView key, const hs::Nonce& server_nonce, bool resumed);
+                   hs::KeyView key, const hs::Nonce& server_nonce, bool resumed, SuiteBytes suite);
   void destroy(std::uint64_t sid, std::string_view why, std::uint64_t& counter);
 
   GatewayConfig gcfg_;

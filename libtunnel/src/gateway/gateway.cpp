@@ -243,6 +243,11 @@ void Gateway::on_hello(const ConnPtr& hc, const hs::Nonce& server_nonce, Fault f
            v);
     return;
   }
+  const SuiteChoice suite = answer_suite(v, {hello->cipher, hello->protection}, !key.empty(), gcfg_.protection);
+  if (suite.fault != Fault::none) {
+    refuse(hc, suite.fault, fmt::format("CPE '{}' (protocol {}) offers no frame protection", hello->id, v), v);
+    return;
+  }
   if (hello->link > 0) {  // a join: the session must be this CPE's current one
     auto it = sessions_.find(hello->resume_session);
     if (it == sessions_.end() || it->second->peer_id != hello->id) {
@@ -252,7 +257,7 @@ void Gateway::on_hello(const ConnPtr& hc, const hs::Nonce& server_nonce, Fault f
     }
     Session& s = *it->second;
     Link& l = s.link(hello->link);
-    if (accept_link(hc, s, l, *hello, v, key, server_nonce, true))
+    if (accept_link(hc, s, l, *hello, v, key, server_nonce, true, suite.bytes))
       spdlog::info("CPE '{}' from {}: link {} joined session {:016x}", s.peer_id, l.remote, l.index(), s.id());
     return;
   }
@@ -278,7 +283,7 @@ void Gateway::on_hello(const ConnPtr& hc, const hs::Nonce& server_nonce, Fault f
   table_.insert(adm.session_id, hello->id, hello->prefixes, &s);
   Link& l = s.link(0);
   const auto replayed0 = s.counters().replayed;
-  if (!accept_link(hc, s, l, *hello, v, key, server_nonce, resumed)) return;
+  if (!accept_link(hc, s, l, *hello, v, key, server_nonce, resumed, suite.bytes)) return;
   if (resumed)
     spdlog::info("CPE '{}' from {}: resumed session {:016x} (it had {}, we had {}; replaying {} packets)", s.peer_id,
                  l.remote, s.id(), hello->resume_rx_dsn, l.core().rx_last(), s.counters().replayed - replayed0);
@@ -288,9 +293,19 @@ void Gateway::on_hello(const ConnPtr& hc, const hs::Nonce& server_nonce, Fault f
 }
 
 bool Gateway::accept_link(const ConnPtr& hc, Session& s, Link& l, const hs::Hello& hello, std::uint8_t version,
-                          hs::KeyView key, const hs::Nonce& server_nonce, bool resumed) {
+                          hs::KeyView key, const hs::Nonce& server_nonce, bool resumed, SuiteBytes suite) {
   hs::HelloAck ack{s.id(), resumed ? l.core().rx_last() : 0, resumed,
-                   static_cast<std::uint32_t>(cfg_.link.heartbeat.count()), gcfg_.id, {}};
+                   static_cast<std::uint32_t>(cfg_.link.heartbeat.count()), gcfg_.id, suite.cipher,
+                   suite.protection, {}};
+  std::optional<seal::LinkCrypto> crypto;
+  if (const auto st = to_suite(version, suite)) {
+    try {
+      crypto.emplace(seal::make_link_crypto(key, hello.nonce, server_nonce, seal::Role::gateway, *st));
+    } catch (const std::exception& e) {
+      refuse(hc, Fault::seal_failed, e.what(), version);
+      return false;
+    }
+  }
   std::vector<std::uint8_t> body;
   hs::encode(ack, version, body);
   if (!key.empty()) hs::sign_hello_ack(body, version, key, hello.nonce, server_nonce);
@@ -301,7 +316,7 @@ bool Gateway::accept_link(const ConnPtr& hc, Session& s, Link& l, const hs::Hell
   pending_.erase(hc);
   const auto early = hc->leftover();
   l.remote = hc->peer();
-  l.attach(hc->take_socket(), early, resumed ? hello.resume_rx_dsn : 0, version);
+  l.attach(hc->take_socket(), early, resumed ? hello.resume_rx_dsn : 0, version, std::move(crypto));
   attached(l, fmt::format("CPE '{}'{}", s.peer_id, l.index() ? fmt::format(" link {}", l.index()) : ""));
   return true;
 }
