@@ -230,7 +230,11 @@ int main(int argc, char** argv) {
       ->capture_default_str()
       ->check(CLI::Range(1u, 1000000u));
   srv->add_option("--max-pending", so.max_pending,
-                  "Most connections in the handshake at once; more are closed at once (counted)")
+                  "Most connections in the handshake at once; at the cap the oldest is dropped (counted)")
+      ->capture_default_str()
+      ->check(CLI::Range(1u, 100000u));
+  srv->add_option("--max-pending-per-source", so.max_pending_per_source,
+                  "Most of those from one IPv4 address or IPv6 /64; at the cap that source's oldest is dropped")
       ->capture_default_str()
       ->check(CLI::Range(1u, 100000u));
   srv->add_option("--handshake-timeout", handshake_ms, "Milliseconds a new connection has to complete the handshake")

@@ -48,7 +48,8 @@ struct ServerOptions : CommonOptions {
   std::string id;                              // told to CPEs in the handshake; default: the host name
   unsigned max_cpes = 1024;
   bool allow_unbound_prefixes = false;
-  unsigned max_pending = 64;
+  unsigned max_pending = 256;
+  unsigned max_pending_per_source = 32;
   std::chrono::milliseconds handshake_timeout{5000};
 };
 

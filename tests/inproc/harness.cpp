@@ -45,6 +45,11 @@ void MemTun::drain(std::vector<Bytes>& out) {
   }
 }
 
+void MemTun::vanish() {
+  if (fds_[1] >= 0) ::close(fds_[1]);
+  fds_[1] = -1;
+}
+
 Bytes udp4(const char* src, const char* dst, std::uint64_t seq, std::size_t payload) {
   Bytes p(28 + payload, 0);
   p[0] = 0x45;

@@ -35,6 +35,8 @@ class MemTun {
   void inject(const Bytes& pkt);
   // Appends every packet the node has written so far to `out`.
   void drain(std::vector<Bytes>& out);
+  // Closes the test's end: the node's next read sees the device gone.
+  void vanish();
 
  private:
   int fds_[2] = {-1, -1};
