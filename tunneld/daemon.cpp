@@ -1,6 +1,7 @@
 // Wiring: options to the library's roles (tunnel::Gateway, tunnel::Client),
 // keys, signals, the status socket, and the exit codes.
 #include "admin.hpp"
+#include "notify.hpp"
 #include "options.hpp"
 #include "report.hpp"
 #include "status.hpp"
@@ -11,9 +12,14 @@
 
 #include <boost/asio/io_context.hpp>
 #include <boost/asio/signal_set.hpp>
+#include <boost/asio/steady_timer.hpp>
 #include <spdlog/spdlog.h>
 
+#include <sys/resource.h>
+
+#include <cerrno>
 #include <csignal>
+#include <cstring>
 #include <functional>
 #include <iostream>
 #include <optional>
@@ -91,17 +97,75 @@ int run_node(asio::io_context& io, tunnel::Node& node, const CommonOptions& o, c
   else
     spdlog::info("control messages: handler {} (at most {} at once, {} s each, {} waiting per session)", o.on_message,
                  o.max_handlers, o.handler_timeout.count(), o.message_queue);
-  signals.async_wait([&](const boost::system::error_code& ec, int sig) {
-    if (ec) return;
-    spdlog::info("signal {}: shutting down", sig);
+  int exit_code = 0;
+  asio::steady_timer watchdog(io), status_text(io);
+  auto shutdown = [&] {
+    notify::stopping();
     status.reset();
     boost::system::error_code ignored;
     hup.cancel(ignored);
+    signals.cancel(ignored);
+    watchdog.cancel();
+    status_text.cancel();
     node.stop();
+  };
+  signals.async_wait([&](const boost::system::error_code& ec, int sig) {
+    if (ec) return;
+    spdlog::info("signal {}: shutting down", sig);
+    shutdown();
   });
-  io.run();
+  node.on_fatal = [&](const std::string& why) {
+    std::cerr << "tunneld: the TUN device is gone (" << why << "): exiting\n";
+    exit_code = kExitFailure;
+    shutdown();
+  };
+  // systemd: READY once started, WATCHDOG at half WatchdogSec= from the loop
+  // itself (a loop that stops turning gets the service restarted), STATUS
+  // every 10 s. No-ops outside systemd.
+  std::function<void()> ping = [&] {
+    notify::watchdog();
+    watchdog.expires_after(*notify::watchdog_interval());
+    watchdog.async_wait([&](const boost::system::error_code& ec) { if (!ec) ping(); });
+  };
+  if (notify::watchdog_interval()) ping();
+  std::function<void()> tell = [&] {
+    std::size_t n = 0;
+    node.for_each_session([&n](const tunnel::Session&) { ++n; });
+    notify::status(fmt::format("{}: {} sessions", node.state(), n));
+    status_text.expires_after(std::chrono::seconds(10));
+    status_text.async_wait([&](const boost::system::error_code& ec) { if (!ec) tell(); });
+  };
+  notify::ready(fmt::format("{} started", o.status_socket));
+  tell();
+  // A handler that throws (an allocation or OpenSSL failure) is logged and
+  // the loop goes on; the daemon does not die of one connection's trouble.
+  for (unsigned failures = 0;;) {
+    try {
+      io.run();
+      break;
+    } catch (const std::exception& e) {
+      spdlog::error("event loop: a handler failed: {} ({} so far); continuing", e.what(), ++failures);
+    }
+  }
   spdlog::info("stopped");
-  return 0;
+  return exit_code;
+}
+
+// Makes sure `need` descriptors can be open: raises the soft RLIMIT_NOFILE
+// up to the hard limit; an error message when even that is too low.
+std::string ensure_nofile(rlim_t need) {
+  rlimit rl{};
+  if (::getrlimit(RLIMIT_NOFILE, &rl) != 0) return std::string("getrlimit(RLIMIT_NOFILE): ") + std::strerror(errno);
+  if (rl.rlim_cur >= need) return {};
+  if (rl.rlim_max != RLIM_INFINITY && rl.rlim_max < need)
+    return fmt::format("--max-cpes and --max-pending need {} file descriptors but the hard limit (ulimit -Hn) is {}: "
+                       "raise it (LimitNOFILE= in the unit) or lower --max-cpes",
+                       need, rl.rlim_max);
+  const rlim_t old = rl.rlim_cur;
+  rl.rlim_cur = need;
+  if (::setrlimit(RLIMIT_NOFILE, &rl) != 0) return std::string("setrlimit(RLIMIT_NOFILE): ") + std::strerror(errno);
+  spdlog::info("open file limit raised from {} to {}", old, need);
+  return {};
 }
 
 }  // namespace
@@ -115,8 +179,13 @@ int run_server(const ServerOptions& o) {
   gc.id = o.id;
   gc.max_cpes = o.max_cpes;
   gc.max_pending = o.max_pending;
+  gc.max_pending_per_source = o.max_pending_per_source;
   gc.handshake_timeout = o.handshake_timeout;
   gc.allow_unbound_prefixes = o.allow_unbound_prefixes;
+  gc.protection = {o.integrity_only, o.require_protection};
+  // A session's links (usually one or two), each pending handshake, the
+  // TUN, listeners, netlink and status sockets, handler pipes.
+  if (auto e = ensure_nofile(rlim_t{o.max_cpes} * 2 + o.max_pending + 128); !e.empty()) return fail_startup(e);
   try {
     if (!o.insecure_no_auth) gc.keys = std::make_shared<const tunnel::hs::KeyTable>(tunnel::hs::load_key_table(o.psk_file));
   } catch (const std::exception& e) {
@@ -160,6 +229,7 @@ int run_client(const ClientOptions& o) {
   cc.reconnect_max = o.reconnect_max;
   cc.path_retry = o.path_retry;
   cc.realtime_links = o.realtime_mode != "off";
+  cc.protection = {o.integrity_only, o.require_protection};
   try {
     if (!o.insecure_no_auth) cc.key = tunnel::hs::load_key_file(o.psk_file);
   } catch (const std::exception& e) {

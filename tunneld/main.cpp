@@ -84,6 +84,13 @@ void add_common(CLI::App* app, tunneld::CommonOptions& o, Raw& raw) {
   auto* insecure = app->add_flag("--insecure-no-auth", o.insecure_no_auth,
                                  "Run without --psk-file: no authentication at all (testing only; logs a warning)");
   psk->excludes(insecure);
+  app->add_flag("--integrity-only", o.integrity_only,
+                "Authenticate frames after the handshake without encrypting them (either end may ask; "
+                "the payload then crosses the WAN in clear)");
+  auto* req = app->add_flag("--require-protection", o.require_protection,
+                            "Refuse connections whose frames are not protected (a protocol 3 peer; default off "
+                            "so that version 3 peers are served during an upgrade, docs/security.md)");
+  req->excludes(insecure);
   app->add_option("--heartbeat", raw.heartbeat_ms, "Milliseconds between heartbeats sent to the peer")
       ->capture_default_str()
       ->check(CLI::Range(50u, 60000u));
@@ -242,7 +249,11 @@ int main(int argc, char** argv) {
       ->capture_default_str()
       ->check(CLI::Range(1u, 1000000u));
   srv->add_option("--max-pending", so.max_pending,
-                  "Most connections in the handshake at once; more are closed at once (counted)")
+                  "Most connections in the handshake at once; at the cap the oldest is dropped (counted)")
+      ->capture_default_str()
+      ->check(CLI::Range(1u, 100000u));
+  srv->add_option("--max-pending-per-source", so.max_pending_per_source,
+                  "Most of those from one IPv4 address or IPv6 /64; at the cap that source's oldest is dropped")
       ->capture_default_str()
       ->check(CLI::Range(1u, 100000u));
   srv->add_option("--handshake-timeout", handshake_ms, "Milliseconds a new connection has to complete the handshake")

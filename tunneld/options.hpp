@@ -30,6 +30,8 @@ struct CommonOptions {
   // Session layer.
   std::string psk_file;                        // empty only with insecure_no_auth
   bool insecure_no_auth = false;
+  bool integrity_only = false;                 // frames authenticated, not encrypted
+  bool require_protection = false;             // refuse connections whose frames are not protected
   std::chrono::milliseconds heartbeat{1000};
   std::chrono::milliseconds dead_interval{3000};
   std::size_t buffer_bytes = 8u << 20;
@@ -50,7 +52,8 @@ struct ServerOptions : CommonOptions {
   std::string id;                              // told to CPEs in the handshake; default: the host name
   unsigned max_cpes = 1024;
   bool allow_unbound_prefixes = false;
-  unsigned max_pending = 64;
+  unsigned max_pending = 256;
+  unsigned max_pending_per_source = 32;
   std::chrono::milliseconds handshake_timeout{5000};
 };
 

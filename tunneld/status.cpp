@@ -24,7 +24,7 @@ using local = asio::local::stream_protocol;
 std::string default_status_socket(const std::string& tun) { return "/run/tunneld/" + tun + ".sock"; }
 
 StatusServer::StatusServer(asio::io_context& io, std::string path, Render render, Admin admin)
-    : acceptor_(io), path_(std::move(path)), render_(std::move(render)), admin_(std::move(admin)) {
+    : acceptor_(io), retry_(io), path_(std::move(path)), render_(std::move(render)), admin_(std::move(admin)) {
   std::error_code fec;
   std::filesystem::create_directories(std::filesystem::path(path_).parent_path(), fec);
   ::unlink(path_.c_str());  // a socket file left by a crashed instance
@@ -45,7 +45,14 @@ StatusServer::~StatusServer() {
 void StatusServer::accept() {
   acceptor_.async_accept([this](const boost::system::error_code& ec, local::socket s) {
     if (ec == asio::error::operation_aborted) return;
-    if (!ec) {
+    if (ec) {
+      retry_.expires_after(std::chrono::milliseconds(200));
+      retry_.async_wait([this](const boost::system::error_code& tec) {
+        if (!tec) accept();
+      });
+      return;
+    }
+    {
       auto sock = std::make_shared<local::socket>(std::move(s));
       // A request line of at most 4 KiB, then a send's body.
       auto buf = std::make_shared<asio::streambuf>(4096 + 65536 + 64);

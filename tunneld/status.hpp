@@ -5,6 +5,7 @@
 
 #include <boost/asio/io_context.hpp>
 #include <boost/asio/local/stream_protocol.hpp>
+#include <boost/asio/steady_timer.hpp>
 
 #include <functional>
 #include <cstdint>
@@ -27,6 +28,7 @@ class StatusServer {
  private:
   void accept();
   boost::asio::local::stream_protocol::acceptor acceptor_;
+  boost::asio::steady_timer retry_;  // an accept error (EMFILE) waits on it: no spin
   std::string path_;
   Render render_;
   Admin admin_;

@@ -45,6 +45,11 @@ void MemTun::drain(std::vector<Bytes>& out) {
   }
 }
 
+void MemTun::vanish() {
+  if (fds_[1] >= 0) ::close(fds_[1]);
+  fds_[1] = -1;
+}
+
 Bytes udp4(const char* src, const char* dst, std::uint64_t seq, std::size_t payload, std::uint8_t tos) {
   Bytes p(28 + payload, 0);
   p[0] = 0x45;
@@ -79,9 +84,10 @@ std::uint64_t seq_of(const Bytes& pkt) {
 // ---------------------------------------------------------------- relay
 
 struct Relay::Pair : std::enable_shared_from_this<Relay::Pair> {
-  Pair(asio::io_context& io, tcp::socket a, const bool& stalled) : a(std::move(a)), b(io), stalled(stalled) {}
+  Pair(asio::io_context& io, tcp::socket a, Relay& r) : a(std::move(a)), b(io), stalled(r.stalled_), relay(r) {}
   tcp::socket a, b;
   const bool& stalled;
+  Relay& relay;  // outlives every pair's handlers: ~Relay shuts them (aborted handlers touch no state)
   std::array<std::uint8_t, 16384> ab{}, ba{};
   void pump(tcp::socket& from, tcp::socket& to, std::array<std::uint8_t, 16384>& buf) {
     from.async_read_some(asio::buffer(buf), [self = shared_from_this(), &from, &to, &buf](boost::system::error_code ec,
@@ -98,6 +104,18 @@ struct Relay::Pair : std::enable_shared_from_this<Relay::Pair> {
       });
       return;
     }
+    Tamper& t = relay.tamper_;
+    if (t.armed && (&from == &a) == t.to_target && n > 0) {
+      t.armed = false;
+      t.done = true;
+      if (t.splice.empty()) {
+        buf[std::min(t.at, n - 1)] ^= 0x01;
+      } else {
+        boost::system::error_code ec;
+        asio::write(to, asio::buffer(t.splice), ec);
+      }
+    }
+    if (relay.capture_on_) relay.captured_.insert(relay.captured_.end(), buf.data(), buf.data() + n);
     asio::async_write(to, asio::buffer(buf.data(), n),
                       [self = shared_from_this(), &from, &to, &buf](boost::system::error_code ec, std::size_t) {
                         if (ec) return self->shut();
@@ -141,7 +159,7 @@ void Relay::accept() {
       return accept();
     }
     ++accepted_;
-    auto p = std::make_shared<Pair>(io_, std::move(s), stalled_);
+    auto p = std::make_shared<Pair>(io_, std::move(s), *this);
     pairs_.push_back(p);
     p->b.async_connect(target_, [p](boost::system::error_code ec2) {
       if (ec2) return p->shut();

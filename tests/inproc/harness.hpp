@@ -35,6 +35,8 @@ class MemTun {
   void inject(const Bytes& pkt);
   // Appends every packet the node has written so far to `out`.
   void drain(std::vector<Bytes>& out);
+  // Closes the test's end: the node's next read sees the device gone.
+  void vanish();
 
  private:
   int fds_[2] = {-1, -1};
@@ -59,6 +61,21 @@ class Relay {
   // While stalled, nothing is copied in either direction (a silent blackhole).
   void stall(bool on) { stalled_ = on; }
   std::size_t connections() const { return accepted_; }
+  // What an attacker on the path does, once, to the next bytes it copies
+  // toward the gateway (`to_target`) or back: flips byte `at` of them
+  // (`at` beyond them: the last one), or writes `splice` before them.
+  struct Tamper {
+    bool armed = false;
+    bool to_target = true;
+    std::size_t at = 0;
+    Bytes splice;      // empty: flip instead
+    bool done = false; // set once applied
+  };
+  void tamper(Tamper t) { tamper_ = std::move(t); tamper_.armed = true; tamper_.done = false; }
+  bool tampered() const { return tamper_.done; }
+  // Every byte copied in either direction, when capture(true) (a WAN capture).
+  void capture(bool on) { capture_on_ = on; }
+  const Bytes& captured() const { return captured_; }
 
  private:
   struct Pair;
@@ -68,6 +85,9 @@ class Relay {
   boost::asio::ip::tcp::acceptor acc_;
   std::list<std::shared_ptr<Pair>> pairs_;
   bool stalled_ = false;
+  Tamper tamper_;
+  bool capture_on_ = false;
+  Bytes captured_;
   std::chrono::steady_clock::time_point refuse_until_{};
   std::size_t accepted_ = 0;
 };

@@ -447,7 +447,7 @@ TEST(Handshake, GroupsOnlyInVersion4AndChecked) {
   auto h3 = hs::decode_hello(v3, 3, why);
   ASSERT_TRUE(h3) << why;
   EXPECT_TRUE(h3->groups.empty());
-  EXPECT_EQ(v3.size() + 1 + 1 + (1 + 3) + (1 + 7), x.hello_body.size());  // version 4 adds the link byte and the groups
+  EXPECT_EQ(v3.size() + 1 + 1 + (1 + 3) + (1 + 7) + 2, x.hello_body.size());  // version 4 adds the link byte, the groups and the suite
   hs::Hello bad = x.hello;
   bad.groups = {"-dash"};
   Bytes b;

@@ -25,6 +25,7 @@
 #include <tunnel/handshake_conn.hpp>
 #include <tunnel/node.hpp>
 #include <tunnel/path_setup.hpp>
+#include <tunnel/suite.hpp>
 
 #include <boost/asio/ip/tcp.hpp>
 #include <boost/asio/steady_timer.hpp>
@@ -53,6 +54,7 @@ struct ClientConfig {
   // of that family, open while the path is up.
   bool realtime_links = true;
   std::uint8_t max_version = wire::kVersion;   // highest version to speak
+  ProtectionPolicy protection;                 // frame protection (suite.hpp)
 };
 
 class Client final : public Node {

@@ -31,6 +31,9 @@ enum class Fault : std::uint8_t {
   dead_silent,            // nothing arrived for the dead interval
   dead_unacked,           // sent data waited the dead interval for an ACK
   no_subflow,             // MPTCP reports no established subflow left
+  forged_frame,           // a protected frame failed to open: altered, injected, dropped or reordered
+  seal_failed,            // a frame could not be sealed (keys exhausted, OpenSSL failed)
+  protection_required,    // handshake: the peer offers no frame protection and this end requires it
 };
 
 std::string_view to_string(Fault f) noexcept;

@@ -6,8 +6,10 @@
 // resume.
 //
 // Handshake, server side (docs/protocol.md, "Handshake"):
-//   1. accept; over max_pending handshakes in progress the connection is
-//      closed at once (counted);
+//   1. accept (an accept error waits 10 ms .. 1 s before the next, so EMFILE
+//      cannot spin); at max_pending handshakes in progress, or
+//      max_pending_per_source from the newcomer's source, the oldest such
+//      handshake is dropped (counted in evicted_pending);
 //   2. send CHALLENGE (version 3's header, the versions offered appended);
 //   3. read HELLO in any version offered, within handshake_timeout;
 //   4. check: the id's key and the proof (one answer, auth_failed, for an
@@ -23,14 +25,18 @@
 #include <tunnel/cpe_table.hpp>
 #include <tunnel/handshake.hpp>
 #include <tunnel/handshake_conn.hpp>
+#include <tunnel/log_limit.hpp>
 #include <tunnel/node.hpp>
 #include <tunnel/path_setup.hpp>
+#include <tunnel/suite.hpp>
 
 #include <boost/asio/ip/tcp.hpp>
 
 #include <memory>
 #include <optional>
+#include <map>
 #include <set>
+#include <string>
 #include <unordered_map>
 
 namespace tunnel {
@@ -44,12 +50,19 @@ struct GatewayConfig {
   std::vector<boost::asio::ip::tcp::endpoint> listen;
   std::string id;                                  // told to CPEs in HELLO_ACK (version 4)
   unsigned max_cpes = 1024;
-  unsigned max_pending = 64;
+  // Handshakes in progress at once; at the cap the oldest is dropped (counted
+  // in evicted_pending), never the newcomer, so a flood cannot keep a CPE out.
+  unsigned max_pending = 256;
+  // Of those, from one source (an IPv4 address, an IPv6 /64); at the cap the
+  // source's oldest is dropped. Sized for a carrier-grade NAT address with
+  // many CPEs behind it: each holds a slot for about one round trip.
+  unsigned max_pending_per_source = 32;
   std::chrono::milliseconds handshake_timeout{5000};
   std::shared_ptr<const hs::KeyTable> keys;        // nullptr: no authentication
   // An id without prefixes bound in the key file (or the any-id key) may
   // claim prefixes; otherwise only those bound to it.
   bool allow_unbound_prefixes = false;
+  ProtectionPolicy protection;                     // frame protection (suite.hpp)
   std::uint8_t max_version = wire::kVersion;       // highest version offered
 };
 
@@ -85,7 +98,7 @@ class Gateway final : public Node {
   void refuse(const ConnPtr& hc, Fault why, const std::string& detail, std::uint8_t version);
   // Sends HELLO_ACK and hands the connection to `link`; false when it failed.
   bool accept_link(const ConnPtr& hc, Session& s, Link& l, const hs::Hello& hello, std::uint8_t version,
-                   hs::KeyView key, const hs::Nonce& server_nonce, bool resumed);
+                   hs::KeyView key, const hs::Nonce& server_nonce, bool resumed, SuiteBytes suite);
   void destroy(std::uint64_t sid, std::string_view why, std::uint64_t& counter);
 
   GatewayConfig gcfg_;
@@ -94,7 +107,13 @@ class Gateway final : public Node {
   std::vector<std::uint8_t> signal_ids_;  // our `signal` endpoints, removed at stop
   CpeTable table_;
   std::unordered_map<std::uint64_t, std::unique_ptr<Session>> sessions_;
-  std::set<ConnPtr> pending_;
+  void unpend(const ConnPtr& hc);
+  void evict_oldest(const std::string* source);  // nullptr: of all sources
+  void rearm_accept(boost::asio::ip::tcp::acceptor& acc, std::chrono::milliseconds delay);
+  std::map<ConnPtr, std::string> pending_;           // handshake -> its source key
+  std::unordered_map<std::string, unsigned> per_source_;
+  std::chrono::milliseconds accept_backoff_{0};
+  LogLimit refuse_log_{20.0, 50.0};
 };
 
 }  // namespace tunnel

@@ -60,6 +60,13 @@ struct Challenge {
 // challenge, or 0 when there is none.
 std::uint8_t choose_version(const Challenge& c, std::uint8_t ours);
 
+// Frame protection in a version 4 handshake (seal.hpp): HELLO carries the
+// CPE's wish, HELLO_ACK the gateway's choice, each a cipher byte
+// (seal::Cipher) and a protection byte (seal::Protection; kProtectNone when
+// there is no key to derive from). Both proofs cover them, so neither can be
+// changed in flight. Version 3 connections are never protected.
+inline constexpr std::uint8_t kProtectNone = 0;
+
 // Links a session may have (link 0 carries bulk data and opens the session).
 inline constexpr unsigned kMaxLinks = 8;
 
@@ -74,6 +81,7 @@ struct Hello {
   // Version 4: the control message groups the CPE is in (`tunneld send
   // --group`), at most kMaxGroups, each valid_group(). Not sent in version 3.
   std::vector<std::string> groups;
+  std::uint8_t cipher = 0, protection = kProtectNone;  // version 4: see kProtectNone
   Proof proof{};
 };
 
@@ -86,6 +94,7 @@ struct HelloAck {
   bool resumed = false;           // false: a new session; the CPE drops what it kept for the old one
   std::uint32_t heartbeat_ms = 0; // the gateway's heartbeat interval, for the CPE's information
   std::string gateway_id;         // version 4: the gateway's --id (1..64 printable ASCII)
+  std::uint8_t cipher = 0, protection = kProtectNone;  // version 4: the suite chosen (kProtectNone)
   Proof proof{};
 };
 

@@ -39,9 +39,10 @@ class Link : public std::enable_shared_from_this<Link> {
 
   // Takes a connection whose handshake is done (protocol `version`): `early`
   // are bytes read after the last handshake frame, `peer_rx` the last dsn the
-  // peer has on this link. An older connection is dropped first.
+  // peer has on this link. An older connection is dropped first. With
+  // `crypto` every frame is sealed and opened (LinkCore::attach).
   void attach(boost::asio::ip::tcp::socket sock, std::span<const std::uint8_t> early, std::uint64_t peer_rx,
-              std::uint8_t version);
+              std::uint8_t version, std::optional<seal::LinkCrypto> crypto = std::nullopt);
   // Drops the connection and keeps the stream for resume. No event.
   void detach();
   // Queues CLOSE, writes what the socket takes at once (never waits), and

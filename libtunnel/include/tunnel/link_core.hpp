@@ -38,6 +38,13 @@
 // Resume: attach(peer_rx) drops what the peer already has and sends the rest
 // again, in order; the receiver drops any dsn already delivered.
 //
+// Protection (frame_guard.hpp): a connection attached with keys has every
+// frame sealed as output() hands it out (whole frames move into the guard's
+// stage, which output() then names; sent() consumes it) and opened in place
+// before parsing. A frame that fails to open is a fault (forged_frame,
+// counted in rx_forged); a frame that cannot be sealed ends the connection
+// at the next tick() (seal_failed). The keys die with the connection.
+//
 // Realtime links (LinkConfig::realtime): enqueue_rt() writes one RT_DATA
 // frame per packet carrying the session-level realtime sequence (the
 // receiver keeps the first copy, first_copy.hpp); a frame is released once
@@ -49,6 +56,7 @@
 #include <tunnel/codel.hpp>
 #include <tunnel/data_frame.hpp>
 #include <tunnel/fault.hpp>
+#include <tunnel/frame_guard.hpp>
 #include <tunnel/liveness.hpp>
 #include <tunnel/replay_buffer.hpp>
 #include <tunnel/send_queue.hpp>
@@ -60,6 +68,7 @@
 #include <chrono>
 #include <cstdint>
 #include <memory>
+#include <optional>
 #include <span>
 #include <string_view>
 #include <vector>
@@ -110,6 +119,7 @@ struct LinkCounters {
   std::uint64_t connections = 0;      // connections attached
   std::uint64_t resumes = 0;          // of those, resuming the link
   std::uint64_t send_calls = 0;       // counted by the shell
+  std::uint64_t rx_forged = 0;        // frames that failed to open (protected connections)
   std::array<std::uint64_t, wire::kParseStatusCount> proto_errors{};
 
   LinkCounters& operator+=(const LinkCounters& o);
@@ -127,8 +137,10 @@ class LinkCore {
   // A connection of protocol `version` is attached after its handshake; the
   // peer has every dsn up to `peer_rx`. `early` are bytes read after the
   // handshake frame (at most rx capacity; more is a fault the caller avoids).
+  // With `crypto` every frame from now on is sealed and opened with it
+  // (the keys of this connection: see "Protection" above).
   void attach(std::uint64_t peer_rx, std::uint8_t version, std::span<const std::uint8_t> early,
-              Clock::time_point now);
+              Clock::time_point now, std::optional<seal::LinkCrypto> crypto = std::nullopt);
   // The connection is gone; everything unacknowledged will be sent again.
   void detach(Clock::time_point now);
   // The session starts over: everything buffered is dropped (counted) and
@@ -138,6 +150,7 @@ class LinkCore {
   void clear() { tx_.clear(); }
   bool connected() const { return connected_; }
   std::uint8_t version() const { return version_; }
+  bool is_protected() const { return guard_.has_value(); }
 
   // ---- send
   // Queues one packet (a well-formed IP packet of at most the MTU); false
@@ -205,12 +218,19 @@ class LinkCore {
   const ReplayBuffer& buffer() const { return tx_; }
   const LinkCounters& counters() const { return c_; }
   LinkCounters& counters() { return c_; }
-  bool has_output() const { return xq_off_ < xq_.size() || !tx_.unsent().empty(); }
+  bool has_output() const {
+    return xq_off_ < xq_.size() || !tx_.unsent().empty() || (guard_ && guard_->staged());
+  }
 
  private:
   bool queue_control(const std::uint8_t* p, std::size_t n);
   void queue_ack();
   bool stalled(Clock::time_point now) const;
+  void stage();  // moves whole frames into the guard's stage, sealed
+
+  std::optional<FrameGuard> guard_;
+  bool seal_failed_ = false;
+  bool staged_unacked_ = false;  // stage() sent the first frame awaiting an ACK
 
   LinkConfig cfg_;
   Liveness live_;

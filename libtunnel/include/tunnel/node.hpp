@@ -43,6 +43,9 @@ struct NodeCounters {
   std::uint64_t auth_failures = 0;       // of those: unknown id or wrong proof
   std::uint64_t handshake_timeouts = 0;  // of those: no HELLO in time
   std::uint64_t rejected_pending = 0;    // closed at once: too many handshakes pending
+  std::uint64_t evicted_pending = 0;     // oldest pending handshake dropped for a newcomer (max-pending caps)
+  std::uint64_t accept_errors = 0;       // accept() failed (EMFILE...): the acceptor backed off
+  std::uint64_t log_suppressed = 0;      // per-connection log lines dropped by the rate limit
   std::uint64_t sessions_created = 0;
   std::uint64_t sessions_closed = 0;     // ended by CLOSE
   std::uint64_t sessions_expired = 0;    // not resumed within the hold time
@@ -84,6 +87,9 @@ class Node : protected SessionEvents {
   // Ends every session (CLOSE, not waiting), cancels everything pending.
   // io_context::run() returns once the handlers have drained.
   void stop();
+  // Called once when the TUN is gone (TunPort::on_failure), after the node
+  // has logged it and stopped; the daemon then exits with an error.
+  std::function<void(const std::string& why)> on_fatal;
 
   virtual std::string_view state() const = 0;
   // Every session, for status.

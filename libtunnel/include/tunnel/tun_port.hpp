@@ -21,6 +21,7 @@
 #include <functional>
 #include <memory>
 #include <span>
+#include <string>
 
 namespace tunnel {
 
@@ -60,12 +61,20 @@ class TunPort {
   // copied, or the held one is written first).
   void write(std::span<const std::uint8_t> pkt);
   void flush();  // writes what the coalescer holds; call before the packets' memory changes
+  // Called once (posted, never inline) when the TUN is gone: a read error
+  // other than EAGAIN/EINTR, end of file, or a write error that means the
+  // device no longer exists (EBADFD, ENODEV, ENXIO, EPIPE, ECONNRESET). The
+  // port has stopped reading; the owner should end the daemon.
+  void on_failure(std::function<void(std::string why)> f) { on_failure_ = std::move(f); }
+  bool failed() const { return failed_; }
 
   const TunCounters& counters() const { return c_; }
 
  private:
   void wait();
   void on_readable();
+  void fail(std::string why);
+  void write_failed(int err, std::size_t n);
 
   boost::asio::io_context& io_;
   TunPortConfig cfg_;
@@ -77,6 +86,8 @@ class TunPort {
   std::unique_ptr<std::span<const std::uint8_t>[]> pkts_;
   gso::UdpCoalescer coalescer_;
   bool stopped_ = false;
+  bool failed_ = false;
+  std::function<void(std::string)> on_failure_;
   TunCounters c_;
 };
 

@@ -253,6 +253,9 @@ void Client::on_challenge(unsigned i, Fault f, const wire::Frame& fr, std::strin
   h.id = ccfg_.id;
   h.prefixes = ccfg_.prefixes;
   h.groups = ccfg_.groups;
+  const SuiteBytes offer = offer_suite(!ccfg_.key.empty(), ccfg_.protection);
+  h.cipher = offer.cipher;
+  h.protection = offer.protection;
   std::vector<std::uint8_t> body;
   hs::encode(h, v, body);
   hs::sign_hello(body, v, ccfg_.key, ch->nonce);
@@ -276,6 +279,21 @@ void Client::on_hello_ack(unsigned i, std::uint8_t v, const hs::Nonce& cn, const
   if (!ack) return handshake_failed(i, Fault::malformed_hello, "bad HELLO_ACK: " + bad);
   if (!ccfg_.key.empty() && !hs::verify_hello_ack(fr.body, v, ccfg_.key, cn, sn))
     return handshake_failed(i, Fault::auth_failed, "the gateway's proof of the key is wrong");
+  const bool keyed = !ccfg_.key.empty();
+  const SuiteBytes agreed{ack->cipher, ack->protection};
+  if (const Fault sf = check_suite(v, offer_suite(keyed, ccfg_.protection), agreed, keyed, ccfg_.protection);
+      sf != Fault::none)
+    return handshake_failed(i, sf, fmt::format("the gateway answers protocol {} protection {}", v, ack->protection));
+  std::optional<seal::LinkCrypto> crypto;
+  if (const auto st = to_suite(v, agreed)) {
+    try {
+      crypto.emplace(seal::make_link_crypto(ccfg_.key, cn, sn, seal::Role::cpe, *st));
+    } catch (const std::exception& e) {
+      return handshake_failed(i, Fault::seal_failed, e.what());
+    }
+  } else if (keyed && i == 0) {
+    spdlog::warn("{}: the gateway speaks protocol {}: frames after the handshake are not protected", link_name(i), v);
+  }
   Connector& c = *conns_[i];
   const std::uint64_t old = session_->id();
   if (i == 0 && !ack->resumed && old != 0) {
@@ -294,7 +312,7 @@ void Client::on_hello_ack(unsigned i, std::uint8_t v, const hs::Nonce& cn, const
   const auto replayed0 = l.core().counters().replayed;
   l.remote = ep(c.target);
   const auto early = c.hc->leftover();
-  l.attach(c.hc->take_socket(), early, ack->resumed ? ack->rx_dsn : 0, v);
+  l.attach(c.hc->take_socket(), early, ack->resumed ? ack->rx_dsn : 0, v, std::move(crypto));
   c.hc.reset();
   c.state = "connected";
   if (ack->resumed)

@@ -64,8 +64,9 @@ void Gateway::on_start() {
 void Gateway::on_stop() {
   boost::system::error_code ec;
   for (auto& a : acceptors_) a->close(ec);
-  for (auto& hc : pending_) hc->close();
+  for (auto& [hc, src] : pending_) hc->close();
   pending_.clear();
+  per_source_.clear();
   for (auto& [sid, s] : sessions_) s->close();
   for (auto id : signal_ids_) {
     try {
@@ -156,25 +157,79 @@ void Gateway::accept_next(tcp::acceptor& acc) {
   acc.async_accept([this, &acc](const boost::system::error_code& ec, tcp::socket s) {
     if (ec == asio::error::operation_aborted || stopping_) return;
     if (ec) {
-      spdlog::warn("accept: {}", ec.message());
-    } else {
-      boost::system::error_code pec;
-      const auto peer = s.remote_endpoint(pec);
-      start_handshake(std::move(s), pec ? std::string("?") : ep(unmapped(peer)));
+      // EMFILE, ENFILE, ENOBUFS...: the pending connection stays queued and
+      // would fail again at once. Back off 10 ms, doubling to 1 s.
+      ++dc_.accept_errors;
+      accept_backoff_ = std::min<std::chrono::milliseconds>(std::max(accept_backoff_ * 2, std::chrono::milliseconds(10)),
+                                                            std::chrono::milliseconds(1000));
+      std::uint64_t skipped = 0;
+      if (refuse_log_.allow(Clock::now(), skipped))
+        spdlog::warn("accept: {}; retrying in {} ms ({} accept errors so far)", ec.message(), accept_backoff_.count(),
+                     dc_.accept_errors);
+      dc_.log_suppressed += skipped;
+      rearm_accept(acc, accept_backoff_);
+      return;
     }
+    accept_backoff_ = std::chrono::milliseconds(0);
+    boost::system::error_code pec;
+    const auto peer = s.remote_endpoint(pec);
+    start_handshake(std::move(s), pec ? std::string("?") : ep(unmapped(peer)));
     accept_next(acc);
   });
 }
 
+void Gateway::rearm_accept(tcp::acceptor& acc, std::chrono::milliseconds delay) {
+  auto t = std::make_shared<asio::steady_timer>(io_, delay);
+  t->async_wait([this, t, &acc](const boost::system::error_code& ec) {
+    if (!ec && !stopping_ && acc.is_open()) accept_next(acc);
+  });
+}
+
+namespace {
+// The key per-source caps count by: an IPv4 address, an IPv6 /64.
+std::string source_key(const tcp::socket& s) {
+  boost::system::error_code ec;
+  auto e = s.remote_endpoint(ec);
+  if (ec) return "?";
+  auto a = e.address();
+  if (a.is_v6() && a.to_v6().is_v4_mapped()) a = asio::ip::make_address_v4(asio::ip::v4_mapped, a.to_v6());
+  if (a.is_v4()) return a.to_string();
+  auto b = a.to_v6().to_bytes();
+  std::fill(b.begin() + 8, b.end(), 0);
+  return asio::ip::address_v6(b).to_string() + "/64";
+}
+}  // namespace
+
+void Gateway::unpend(const ConnPtr& hc) {
+  auto it = pending_.find(hc);
+  if (it == pending_.end()) return;
+  auto c = per_source_.find(it->second);
+  if (c != per_source_.end() && --c->second == 0) per_source_.erase(c);
+  pending_.erase(it);
+}
+
+void Gateway::evict_oldest(const std::string* source) {
+  const ConnPtr* oldest = nullptr;
+  for (const auto& [hc, src] : pending_)
+    if ((!source || src == *source) && (!oldest || hc->started() < (*oldest)->started())) oldest = &hc;
+  if (!oldest) return;
+  const ConnPtr victim = *oldest;
+  ++dc_.evicted_pending;
+  victim->close();
+  unpend(victim);
+}
+
 void Gateway::start_handshake(tcp::socket s, std::string peer) {
-  if (pending_.size() >= gcfg_.max_pending) {
-    if (++dc_.rejected_pending % 100 == 1)
-      spdlog::warn("connection from {} refused: {} handshakes pending (--max-pending); {} refused so far", peer,
-                   pending_.size(), dc_.rejected_pending);
+  std::string src = source_key(s);
+  if (per_source_.count(src) && per_source_[src] >= gcfg_.max_pending_per_source) evict_oldest(&src);
+  if (pending_.size() >= gcfg_.max_pending) evict_oldest(nullptr);
+  if (pending_.size() >= gcfg_.max_pending) {  // max_pending 0
+    ++dc_.rejected_pending;
     return;  // the socket closes here
   }
   auto hc = std::make_shared<HandshakeConn>(std::move(s), std::move(peer));
-  pending_.insert(hc);
+  ++per_source_[src];
+  pending_.emplace(hc, std::move(src));
   hc->set_deadline(gcfg_.handshake_timeout);
   hs::Challenge ch{hs::random_nonce(), wire::kMinVersion, gcfg_.max_version};
   std::vector<std::uint8_t> body;
@@ -190,13 +245,17 @@ void Gateway::start_handshake(tcp::socket s, std::string peer) {
 }
 
 void Gateway::refuse(const ConnPtr& hc, Fault why, const std::string& detail, std::uint8_t version) {
-  spdlog::warn("handshake from {} failed: {}{}{}", hc->peer(), to_string(why), detail.empty() ? "" : ": ", detail);
+  std::uint64_t skipped = 0;
+  if (refuse_log_.allow(Clock::now(), skipped))
+    spdlog::warn("handshake from {} failed: {}{}{}{}", hc->peer(), to_string(why), detail.empty() ? "" : ": ", detail,
+                 skipped ? fmt::format(" ({} similar lines suppressed)", skipped) : "");
+  dc_.log_suppressed += skipped;
   ++dc_.handshake_failures;
   if (why == Fault::auth_failed) ++dc_.auth_failures;
   if (why == Fault::handshake_timeout) ++dc_.handshake_timeouts;
   if (const auto reason = wire_reason(why); !reason.empty()) hc->send_error(reason, version);
   hc->close();
-  pending_.erase(hc);
+  unpend(hc);
 }
 
 void Gateway::on_hello(const ConnPtr& hc, const hs::Nonce& server_nonce, Fault f, const wire::Frame& fr,
@@ -243,6 +302,11 @@ void Gateway::on_hello(const ConnPtr& hc, const hs::Nonce& server_nonce, Fault f
            v);
     return;
   }
+  const SuiteChoice suite = answer_suite(v, {hello->cipher, hello->protection}, !key.empty(), gcfg_.protection);
+  if (suite.fault != Fault::none) {
+    refuse(hc, suite.fault, fmt::format("CPE '{}' (protocol {}) offers no frame protection", hello->id, v), v);
+    return;
+  }
   if (hello->link > 0) {  // a join: the session must be this CPE's current one
     auto it = sessions_.find(hello->resume_session);
     if (it == sessions_.end() || it->second->peer_id != hello->id) {
@@ -252,7 +316,7 @@ void Gateway::on_hello(const ConnPtr& hc, const hs::Nonce& server_nonce, Fault f
     }
     Session& s = *it->second;
     Link& l = s.link(hello->link);
-    if (accept_link(hc, s, l, *hello, v, key, server_nonce, true))
+    if (accept_link(hc, s, l, *hello, v, key, server_nonce, true, suite.bytes))
       spdlog::info("CPE '{}' from {}: link {} joined session {:016x}", s.peer_id, l.remote, l.index(), s.id());
     return;
   }
@@ -278,7 +342,7 @@ void Gateway::on_hello(const ConnPtr& hc, const hs::Nonce& server_nonce, Fault f
   table_.insert(adm.session_id, hello->id, hello->prefixes, &s);
   Link& l = s.link(0);
   const auto replayed0 = s.counters().replayed;
-  if (!accept_link(hc, s, l, *hello, v, key, server_nonce, resumed)) return;
+  if (!accept_link(hc, s, l, *hello, v, key, server_nonce, resumed, suite.bytes)) return;
   if (resumed)
     spdlog::info("CPE '{}' from {}: resumed session {:016x} (it had {}, we had {}; replaying {} packets)", s.peer_id,
                  l.remote, s.id(), hello->resume_rx_dsn, l.core().rx_last(), s.counters().replayed - replayed0);
@@ -288,9 +352,19 @@ void Gateway::on_hello(const ConnPtr& hc, const hs::Nonce& server_nonce, Fault f
 }
 
 bool Gateway::accept_link(const ConnPtr& hc, Session& s, Link& l, const hs::Hello& hello, std::uint8_t version,
-                          hs::KeyView key, const hs::Nonce& server_nonce, bool resumed) {
+                          hs::KeyView key, const hs::Nonce& server_nonce, bool resumed, SuiteBytes suite) {
   hs::HelloAck ack{s.id(), resumed ? l.core().rx_last() : 0, resumed,
-                   static_cast<std::uint32_t>(cfg_.link.heartbeat.count()), gcfg_.id, {}};
+                   static_cast<std::uint32_t>(cfg_.link.heartbeat.count()), gcfg_.id, suite.cipher,
+                   suite.protection, {}};
+  std::optional<seal::LinkCrypto> crypto;
+  if (const auto st = to_suite(version, suite)) {
+    try {
+      crypto.emplace(seal::make_link_crypto(key, hello.nonce, server_nonce, seal::Role::gateway, *st));
+    } catch (const std::exception& e) {
+      refuse(hc, Fault::seal_failed, e.what(), version);
+      return false;
+    }
+  }
   std::vector<std::uint8_t> body;
   hs::encode(ack, version, body);
   if (!key.empty()) hs::sign_hello_ack(body, version, key, hello.nonce, server_nonce);
@@ -298,10 +372,10 @@ bool Gateway::accept_link(const ConnPtr& hc, Session& s, Link& l, const hs::Hell
     refuse(hc, Fault::socket_error, "cannot send HELLO_ACK", version);
     return false;
   }
-  pending_.erase(hc);
+  unpend(hc);
   const auto early = hc->leftover();
   l.remote = hc->peer();
-  l.attach(hc->take_socket(), early, resumed ? hello.resume_rx_dsn : 0, version);
+  l.attach(hc->take_socket(), early, resumed ? hello.resume_rx_dsn : 0, version, std::move(crypto));
   attached(l, fmt::format("CPE '{}'{}", s.peer_id, l.index() ? fmt::format(" link {}", l.index()) : ""));
   return true;
 }

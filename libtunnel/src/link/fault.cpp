@@ -25,6 +25,9 @@ std::string_view to_string(Fault f) noexcept {
     case Fault::dead_silent: return "peer silent for the dead interval";
     case Fault::dead_unacked: return "no acknowledgement for the dead interval";
     case Fault::no_subflow: return "no subflow left";
+    case Fault::forged_frame: return "frame failed authentication";
+    case Fault::seal_failed: return "cannot seal a frame";
+    case Fault::protection_required: return "protection required";
   }
   return "unknown fault";
 }
@@ -40,6 +43,7 @@ std::string_view wire_reason(Fault f) noexcept {
     case Fault::prefix_in_use: return "prefix in use by another CPE";
     case Fault::prefix_not_allowed: return hs::kErrPrefixNotAllowed;
     case Fault::unknown_session: return "unknown session";
+    case Fault::protection_required: return "protection required";
     default: return {};
   }
 }

@@ -19,13 +19,13 @@ Link::Link(asio::io_context& io, TunPort& tun, Session& owner, unsigned index, c
 int Link::fd() const { return sock_ ? const_cast<asio::ip::tcp::socket&>(*sock_).native_handle() : -1; }
 
 void Link::attach(asio::ip::tcp::socket sock, std::span<const std::uint8_t> early, std::uint64_t peer_rx,
-                  std::uint8_t version) {
+                  std::uint8_t version, std::optional<seal::LinkCrypto> crypto) {
   drop_connection();
   now_ = Clock::now();
   if (core_.connected()) core_.detach(now_);
   sock_.emplace(std::move(sock));
   ++generation_;
-  core_.attach(peer_rx, version, early, now_);
+  core_.attach(peer_rx, version, early, now_, std::move(crypto));
   if (!early.empty()) {
     asio::post(io_, [self = shared_from_this(), gen = generation_] {
       if (gen == self->generation_ && self->drain()) self->wait_readable();
@@ -233,7 +233,7 @@ bool Link::drain() {
         return false;
       case LinkCore::RxKind::fault:
         tun_.flush();
-        fail(ev.fault, std::string(wire::to_string(ev.parse)));
+        fail(ev.fault, ev.fault == Fault::malformed_frame ? std::string(wire::to_string(ev.parse)) : std::string());
         return false;
     }
   }

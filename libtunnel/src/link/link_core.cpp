@@ -36,6 +36,7 @@ LinkCounters& LinkCounters::operator+=(const LinkCounters& o) {
   connections += o.connections;
   resumes += o.resumes;
   send_calls += o.send_calls;
+  rx_forged += o.rx_forged;
   for (std::size_t i = 0; i < proto_errors.size(); ++i) proto_errors[i] += o.proto_errors[i];
   return *this;
 }
@@ -68,8 +69,11 @@ LinkCore::LinkCore(const LinkConfig& cfg, Clock::time_point now)
 // ---------------------------------------------------------------- life
 
 void LinkCore::attach(std::uint64_t peer_rx, std::uint8_t version, std::span<const std::uint8_t> early,
-                      Clock::time_point now) {
+                      Clock::time_point now, std::optional<seal::LinkCrypto> crypto) {
   connected_ = true;
+  guard_.reset();
+  if (crypto) guard_.emplace(std::move(*crypto));
+  seal_failed_ = staged_unacked_ = false;
   blocked_ = false;
   version_ = version;
   limits_.min_version = limits_.max_version = version;
@@ -95,6 +99,7 @@ void LinkCore::detach(Clock::time_point now) {
   if (!connected_) return;
   connected_ = false;
   blocked_ = false;
+  guard_.reset();  // staged frames are still in the replay buffer (restart below)
   xq_.clear();
   xq_off_ = out_xq_ = 0;
   rlen_ = roff_ = 0;
@@ -180,9 +185,49 @@ bool LinkCore::enqueue_rt(std::span<const std::uint8_t> pkt, std::uint64_t rseq,
   return true;
 }
 
+void LinkCore::stage() {
+  while (guard_->staged_bytes() < FrameGuard::kStageBytes && !seal_failed_) {
+    std::span<const std::uint8_t> f;
+    const bool from_xq = xq_off_ < xq_.size() && tx_.at_frame_boundary();
+    if (from_xq) {
+      const std::uint8_t* h = xq_.data() + xq_off_;
+      const std::size_t len = wire::kHeaderSize + (std::size_t{h[4]} << 24 | std::size_t{h[5]} << 16 |
+                                                   std::size_t{h[6]} << 8 | h[7]);
+      f = {h, std::min(len, xq_.size() - xq_off_)};
+    } else if (!tx_.unsent().empty()) {
+      f = tx_.unsent().first(tx_.to_boundary());
+    } else {
+      break;
+    }
+    if (guard_->add(f) != seal::Status::ok) {
+      seal_failed_ = true;  // reported by tick()
+      break;
+    }
+    if (from_xq) {
+      xq_off_ += f.size();
+      if (xq_off_ == xq_.size()) {
+        xq_.clear();
+        xq_off_ = 0;
+      }
+      continue;
+    }
+    const bool had_unacked = tx_.unacked_sent_frames() > 0;
+    tx_.sent(f.size());
+    if (cfg_.realtime) tx_.ack(UINT64_MAX);
+    if (!had_unacked && tx_.unacked_sent_frames() > 0) staged_unacked_ = true;
+  }
+}
+
 int LinkCore::output(iovec (&iov)[2]) {
   out_xq_ = 0;
   if (!connected_) return 0;
+  if (guard_) {
+    if (!guard_->staged()) stage();
+    if (!guard_->staged()) return 0;
+    const auto p = guard_->pending();
+    iov[0] = {const_cast<std::uint8_t*>(p.data()), p.size()};
+    return 1;
+  }
   int n = 0;
   const bool ctl = xq_off_ < xq_.size();
   const bool boundary = tx_.at_frame_boundary();
@@ -200,6 +245,12 @@ int LinkCore::output(iovec (&iov)[2]) {
 }
 
 void LinkCore::sent(std::size_t n, Clock::time_point now) {
+  if (guard_) {
+    guard_->consumed(n);
+    if (staged_unacked_) live_.on_unacked(now);
+    staged_unacked_ = false;
+    return;
+  }
   const bool had_unacked = tx_.unacked_sent_frames() > 0;
   const std::size_t c = std::min(n, out_xq_);
   xq_off_ += c;
@@ -287,8 +338,25 @@ LinkCore::RxEvent LinkCore::next(Clock::time_point now) {
       }
       in_data_ = false;
     }
-    const wire::ParseResult pr = wire::parse_frame({rb_.get() + roff_, rlen_ - roff_}, limits_);
-    if (pr.status == wire::ParseStatus::need_more) return {};
+    std::span<const std::uint8_t> in{rb_.get() + roff_, rlen_ - roff_};
+    std::size_t wire_len = 0;  // a sealed frame's size on the wire
+    if (guard_) {
+      const FrameGuard::Opened o = guard_->open({rb_.get() + roff_, rlen_ - roff_}, limits_.max_body);
+      if (o.need_more) return {};
+      if (o.status != seal::Status::ok) {
+        ++c_.rx_forged;
+        RxEvent e = ev(RxKind::fault);
+        e.fault = Fault::forged_frame;
+        return e;
+      }
+      in = in.first(o.plain);
+      wire_len = o.sealed;
+    }
+    wire::ParseResult pr = wire::parse_frame(in, limits_);
+    if (pr.status == wire::ParseStatus::need_more) {
+      if (!guard_) return {};
+      pr.status = wire::ParseStatus::bad_length;  // an opened frame is whole
+    }
     if (pr.status != wire::ParseStatus::ok) {
       ++c_.proto_errors[static_cast<std::size_t>(pr.status)];
       RxEvent e = ev(RxKind::fault);
@@ -296,7 +364,7 @@ LinkCore::RxEvent LinkCore::next(Clock::time_point now) {
       e.parse = pr.status;
       return e;
     }
-    roff_ += pr.consumed;
+    roff_ += guard_ ? wire_len : pr.consumed;
     const wire::Frame& f = pr.frame;
     switch (f.type) {
       case wire::FrameType::data:
@@ -359,6 +427,7 @@ bool LinkCore::rx_done() {
 Fault LinkCore::tick(Clock::time_point now) {
   now_ms_ = to_ms(now);
   Fault f = Fault::none;
+  if (connected_ && seal_failed_) return Fault::seal_failed;
   if (connected_) {
     f = live_.dead(now);
     if (f == Fault::none) {

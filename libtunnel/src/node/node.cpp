@@ -40,6 +40,11 @@ void Node::start() {
     for (auto* s : dirty_) s->flush();
     dirty_.clear();
   });
+  port_->on_failure([this](std::string why) {
+    spdlog::error("TUN gone ({}): stopping", why);
+    stop();
+    if (on_fatal) on_fatal(why);
+  });
   if (cfg_.path_manager) pm_.emplace();
   if (cfg_.realtime) {
     classify::ClassifierConfig cc;

@@ -97,6 +97,8 @@ void encode(const Hello& h, std::uint8_t version, std::vector<std::uint8_t>& out
       out.push_back(static_cast<std::uint8_t>(g.size()));
       out.insert(out.end(), g.begin(), g.end());
     }
+    out.push_back(h.cipher);
+    out.push_back(h.protection);
   }
   out.insert(out.end(), h.proof.begin(), h.proof.end());
 }
@@ -109,6 +111,8 @@ void encode(const HelloAck& a, std::uint8_t version, std::vector<std::uint8_t>& 
   if (version >= 4) {
     out.push_back(static_cast<std::uint8_t>(a.gateway_id.size()));
     out.insert(out.end(), a.gateway_id.begin(), a.gateway_id.end());
+    out.push_back(a.cipher);
+    out.push_back(a.protection);
   }
   out.insert(out.end(), a.proof.begin(), a.proof.end());
 }
@@ -197,6 +201,8 @@ std::optional<Hello> decode_hello(std::span<const std::uint8_t> body, std::uint8
       }
       h.groups.push_back(std::move(g));
     }
+    h.cipher = r.u8();
+    h.protection = r.u8();
   }
   r.bytes(h.proof);
   if (!r.ok || r.off != body.size()) {
@@ -225,6 +231,8 @@ std::optional<HelloAck> decode_hello_ack(std::span<const std::uint8_t> body, std
       why = "gateway id must be 1..64 printable ASCII characters";
       return std::nullopt;
     }
+    a.cipher = r.u8();
+    a.protection = r.u8();
   }
   r.bytes(a.proof);
   if (!r.ok || r.off != body.size() || (flags & ~1u) != 0 || a.session_id == 0) {

@@ -44,7 +44,7 @@ void TunPort::wait() {
   if (stopped_) return;
   fd_.async_wait(asio::posix::descriptor_base::wait_read, [this](const boost::system::error_code& ec) {
     if (ec) {
-      if (ec != asio::error::operation_aborted) spdlog::error("TUN wait failed: {}", ec.message());
+      if (ec != asio::error::operation_aborted) fail("wait: " + ec.message());
       return;
     }
     on_readable();
@@ -61,9 +61,16 @@ void TunPort::on_readable() {
     ssize_t r = ::read(fd_.native_handle(), slot, vh + cfg_.mtu);
     if (r < 0) {
       if (errno == EINTR) continue;
-      if (errno != EAGAIN) spdlog::error("TUN read failed: {}", std::strerror(errno));
+      if (errno != EAGAIN) {
+        if (got) sink_(Packets(pkts_.get(), got));
+        return fail(std::string("read: ") + std::strerror(errno));
+      }
       drained = true;
       break;
+    }
+    if (r == 0) {  // a TUN never reads empty: the device (or the test's socket) is gone
+      if (got) sink_(Packets(pkts_.get(), got));
+      return fail("read: end of file");
     }
     ++c_.rx_packets;
     if (vh && (static_cast<std::size_t>(r) < vh || slot[1] != gso::kGsoNone)) {
@@ -96,7 +103,7 @@ void TunPort::write(std::span<const std::uint8_t> pkt) {
     if (::write(fd_.native_handle(), pkt.data(), pkt.size()) == static_cast<ssize_t>(pkt.size()))
       ++c_.tx_packets;
     else
-      ++c_.drop_write;
+      write_failed(errno, 1);
     return;
   }
   if (!coalescer_.add(pkt)) {
@@ -115,7 +122,21 @@ void TunPort::flush() {
   if (w == static_cast<ssize_t>(iov[0].iov_len + iov[1].iov_len))
     c_.tx_packets += n;
   else
-    c_.drop_write += n;
+    write_failed(w < 0 ? errno : 0, n);
+}
+
+void TunPort::write_failed(int err, std::size_t n) {
+  c_.drop_write += n;
+  if (err == EBADFD || err == ENODEV || err == ENXIO || err == EPIPE || err == ECONNRESET)
+    fail(std::string("write: ") + std::strerror(err));
+}
+
+void TunPort::fail(std::string why) {
+  if (failed_) return;
+  failed_ = stopped_ = true;
+  boost::system::error_code ec;
+  fd_.cancel(ec);
+  if (on_failure_) asio::post(io_, [f = on_failure_, why = std::move(why)] { f(why); });
 }
 
 }  // namespace tunnel
