@@ -7,7 +7,7 @@
 # Namespace tests need root; without it they are reported as skipped.
 #   sudo ./scripts/test.sh
 # Environment:
-#   FUZZ_SECONDS=20   seconds per fuzz target (scripts/fuzz.sh)
+#   FUZZ_SECONDS=15   seconds per fuzz target (scripts/fuzz.sh)
 #   SANITIZERS=0      skip the sanitizer build and run
 #   CTEST_ARGS=...    extra ctest arguments for both runs (e.g. -LE netns)
 # The last line counts every ctest test of both runs and every fuzz target:
@@ -61,9 +61,9 @@ fi
 
 # Each fuzz target that runs its time without a crash counts as one test.
 fuzz_log="build/fuzz.log"
-"$ROOT/scripts/fuzz.sh" "${FUZZ_SECONDS:-20}" 2>&1 | tee "$fuzz_log"
+"$ROOT/scripts/fuzz.sh" "${FUZZ_SECONDS:-15}" 2>&1 | tee "$fuzz_log"
 fuzz_ok=$(grep -c '^fuzz: .* without a crash$' "$fuzz_log" || true)
-fuzz_targets=4
+fuzz_targets=$(sed -n 's/^TARGETS=(\(.*\))$/\1/p' "$ROOT/scripts/fuzz.sh" | wc -w)
 PASSED=$((PASSED + fuzz_ok)) FAILED=$((FAILED + fuzz_targets - fuzz_ok))
 
 echo "test: $PASSED passed, $FAILED failed, $SKIPPED skipped"

@@ -223,6 +223,9 @@ class LinkCore {
   }
 
  private:
+  static std::int64_t to_ms(Clock::time_point t) {
+    return std::chrono::duration_cast<std::chrono::milliseconds>(t.time_since_epoch()).count();
+  }
   bool queue_control(const std::uint8_t* p, std::size_t n);
   void queue_ack();
   bool stalled(Clock::time_point now) const;

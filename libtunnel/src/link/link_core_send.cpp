@@ -1,0 +1,197 @@
+// The send side of a link's protocol core (link_core.hpp): admission,
+// framing into the replay buffer, and what goes out next.
+#include <tunnel/link_core.hpp>
+#include <tunnel/realtime_wire.hpp>
+
+#include <algorithm>
+#include <cstring>
+
+namespace tunnel {
+
+// ---------------------------------------------------------------- send
+
+bool LinkCore::stalled(Clock::time_point now) const {
+  return (blocked_ && now - blocked_since_ > cfg_.stall_after) || live_.ack_stalled(now, cfg_.stall_after);
+}
+
+bool LinkCore::enqueue(std::span<const std::uint8_t> pkt, Clock::time_point now) {
+  SendQueue::Admit admit = SendQueue::Admit::take;
+  if (connected_) {
+    admit = queue_.admit(tx_, [&] { return stalled(now); });
+    if (admit == SendQueue::Admit::drop) {
+      ++c_.drop_queue_full;
+      return false;
+    }
+    const std::int64_t head = tx_.unsent_since_ms();
+    if (admit == SendQueue::Admit::take && head >= 0 && !stalled(now) &&
+        codel_.drop(now, std::chrono::milliseconds(to_ms(now) - head), tx_.unsent_bytes())) {
+      ++c_.drop_codel;
+      return false;
+    }
+  }
+  // Into the last frame while it waits unsent and has room (the writer
+  // began it: every frame comes from here); else a frame of its own.
+  const std::size_t frame_cap = std::min(cfg_.batch_bytes, wire::kDataHeaderSize + wire::kMaxPacket);
+  std::uint8_t* frame = nullptr;
+  if (tx_.tail_open() && tx_.tail_len() + pkt.size() <= frame_cap) frame = tx_.extend_tail(pkt.size());
+  if (frame) {
+    const std::size_t n = writer_.append(frame, tx_.tail_len(), pkt);
+    if (n < pkt.size()) ++c_.tx_compressed;
+    tx_.extend_commit(n, next_dsn_++);
+  } else {
+    frame = tx_.prepare(wire::kDataHeaderSize + pkt.size());
+    if (!frame) {
+      ++c_.drop_queue_full;
+      return false;
+    }
+    tx_.commit(writer_.begin(frame, next_dsn_, pkt), next_dsn_, to_ms(now));
+    ++next_dsn_;
+    ++c_.tx_frames;
+  }
+  if (admit == SendQueue::Admit::keep) queue_.exempt_all(tx_);
+  ++c_.tx_packets;
+  c_.tx_bytes += pkt.size();
+  if (!connected_ || tx_.unsent_bytes() > cfg_.send_queue_bytes)
+    c_.peak_buffered = std::max<std::uint64_t>(c_.peak_buffered, tx_.unsent_packets());
+  return true;
+}
+
+bool LinkCore::enqueue_rt(std::span<const std::uint8_t> pkt, std::uint64_t rseq, Clock::time_point now) {
+  (void)now;
+  if (connected_ && tx_.unsent_bytes() > cfg_.send_queue_bytes) {
+    ++c_.drop_queue_full;  // a realtime queue never grows long: what would wait is already late
+    return false;
+  }
+  std::uint8_t* frame = tx_.prepare(realtime::kRtDataHeaderSize + pkt.size());
+  if (!frame) {
+    ++c_.drop_queue_full;
+    return false;
+  }
+  realtime::encode_rt_data_header(frame, rseq, pkt.size());
+  frame[0] = version_;
+  std::memcpy(frame + realtime::kRtDataHeaderSize, pkt.data(), pkt.size());
+  tx_.commit(realtime::kRtDataHeaderSize + pkt.size(), rseq, to_ms(now));
+  ++c_.tx_packets;
+  ++c_.tx_frames;
+  c_.tx_bytes += pkt.size();
+  return true;
+}
+
+void LinkCore::stage() {
+  while (guard_->staged_bytes() < FrameGuard::kStageBytes && !seal_failed_) {
+    std::span<const std::uint8_t> f;
+    const bool from_xq = xq_off_ < xq_.size() && tx_.at_frame_boundary();
+    if (from_xq) {
+      const std::uint8_t* h = xq_.data() + xq_off_;
+      const std::size_t len = wire::kHeaderSize + (std::size_t{h[4]} << 24 | std::size_t{h[5]} << 16 |
+                                                   std::size_t{h[6]} << 8 | h[7]);
+      f = {h, std::min(len, xq_.size() - xq_off_)};
+    } else if (!tx_.unsent().empty()) {
+      f = tx_.unsent().first(tx_.to_boundary());
+    } else {
+      break;
+    }
+    if (guard_->add(f) != seal::Status::ok) {
+      seal_failed_ = true;  // reported by tick()
+      break;
+    }
+    if (from_xq) {
+      xq_off_ += f.size();
+      if (xq_off_ == xq_.size()) {
+        xq_.clear();
+        xq_off_ = 0;
+      }
+      continue;
+    }
+    const bool had_unacked = tx_.unacked_sent_frames() > 0;
+    tx_.sent(f.size());
+    if (cfg_.realtime) tx_.ack(UINT64_MAX);
+    if (!had_unacked && tx_.unacked_sent_frames() > 0) staged_unacked_ = true;
+  }
+}
+
+int LinkCore::output(iovec (&iov)[2]) {
+  out_xq_ = 0;
+  if (!connected_) return 0;
+  if (guard_) {
+    if (!guard_->staged()) stage();
+    if (!guard_->staged()) return 0;
+    const auto p = guard_->pending();
+    iov[0] = {const_cast<std::uint8_t*>(p.data()), p.size()};
+    return 1;
+  }
+  int n = 0;
+  const bool ctl = xq_off_ < xq_.size();
+  const bool boundary = tx_.at_frame_boundary();
+  if (ctl && boundary) {
+    out_xq_ = xq_.size() - xq_off_;
+    iov[n++] = {xq_.data() + xq_off_, out_xq_};
+  }
+  const auto d = tx_.unsent();
+  if (!d.empty()) {
+    // A control frame waits for the end of the frame in progress only.
+    const std::size_t len = (ctl && !boundary) ? tx_.to_boundary() : d.size();
+    iov[n++] = {const_cast<std::uint8_t*>(d.data()), len};
+  }
+  return n;
+}
+
+void LinkCore::sent(std::size_t n, Clock::time_point now) {
+  if (guard_) {
+    guard_->consumed(n);
+    if (staged_unacked_) live_.on_unacked(now);
+    staged_unacked_ = false;
+    return;
+  }
+  const bool had_unacked = tx_.unacked_sent_frames() > 0;
+  const std::size_t c = std::min(n, out_xq_);
+  xq_off_ += c;
+  n -= c;
+  out_xq_ = 0;
+  if (xq_off_ == xq_.size()) {
+    xq_.clear();
+    xq_off_ = 0;
+  }
+  if (n) tx_.sent(n);
+  if (cfg_.realtime) tx_.ack(UINT64_MAX);  // released once sent: no replay on a realtime link
+  if (!had_unacked && tx_.unacked_sent_frames() > 0) live_.on_unacked(now);
+}
+
+void LinkCore::blocked(Clock::time_point now) {
+  if (!blocked_) blocked_since_ = now;
+  blocked_ = true;
+}
+
+bool LinkCore::queue_control(const std::uint8_t* p, std::size_t n) {
+  if (!connected_ || xq_.size() - xq_off_ + n > kMaxQueued) {
+    ++c_.drop_control;
+    return false;
+  }
+  if (xq_off_ > 0 && xq_off_ == xq_.size()) {
+    xq_.clear();
+    xq_off_ = 0;
+  }
+  xq_.insert(xq_.end(), p, p + n);
+  xq_[xq_.size() - n] = version_;
+  return true;
+}
+
+bool LinkCore::queue_frame(std::span<const std::uint8_t> frame) {
+  if (frame.size() < wire::kHeaderSize) return false;
+  return queue_control(frame.data(), frame.size());
+}
+
+void LinkCore::queue_ack() {
+  std::uint8_t b[wire::kHeaderSize + wire::kDsnSize];
+  queue_control(b, wire::encode_ack(b, rx_last_, version_));
+  acked_sent_ = rx_last_;
+  rx_unacked_bytes_ = 0;
+  ++c_.acks_sent;
+}
+
+void LinkCore::queue_close() {
+  std::uint8_t b[wire::kHeaderSize];
+  queue_control(b, wire::encode_empty(b, wire::FrameType::close, version_));
+}
+
+}  // namespace tunnel
