@@ -100,13 +100,13 @@ wait "$hp" "$sp"; wait "$rp"
 sleep 2.5  # past --handshake-timeout for whatever is still pending
 r=$(tail -n 1 "$WORK/g.json")
 g1=$(status_json gw)
-echo "# garbage: gateway $(jq -c '.counters | {handshake_failures, handshake_timeouts, rejected_pending, protocol_errors}' <<<"$g1")"
+echo "# garbage: gateway $(jq -c '.counters | {handshake_failures, handshake_timeouts, evicted_pending, protocol_errors}' <<<"$g1")"
 check "garbage/half-open: the gateway is still running" kill -0 "$GW_PID"
 check "garbage/half-open: the CPE's stream lost nothing ($(jq -c '{unique, lost}' <<<"$r"))" \
   test "$(jq -r '.unique == 3000 and .lost == 0' <<<"$r")" = true
 check "garbage/half-open: the CPE kept its connection" test "$(status_json cpe | jq -r .counters.connections)" -eq "$conns"
 check "garbage/half-open: refusals counted (pending cap, timeouts, bad frames)" \
-  test "$(jq -n --argjson a "$g0" --argjson b "$g1" '($b.counters.rejected_pending > $a.counters.rejected_pending) and
+  test "$(jq -n --argjson a "$g0" --argjson b "$g1" '($b.counters.evicted_pending > $a.counters.evicted_pending) and
      ($b.counters.handshake_timeouts > $a.counters.handshake_timeouts) and
      ($b.counters.protocol_errors.bad_length > $a.counters.protocol_errors.bad_length) and
      ($b.counters.handshake_failures >= $a.counters.handshake_failures + 12)')" = true

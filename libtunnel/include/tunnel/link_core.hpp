@@ -21,8 +21,9 @@
 //   unblocked()) or the peer acknowledged nothing for stall_after. Within
 //   the byte limit the queue is also limited in time: while the frame at the
 //   head of the unsent data has waited longer than CoDel's target (5 ms) for
-//   an interval (100 ms), new packets are dropped at CoDel's rate (codel.hpp;
-//   never while stalled). While disconnected, packets are kept within the
+//   an interval (100 ms), new packets are dropped at CoDel's rate (codel.hpp),
+//   but only while data moves: the socket is not blocked and the peer's ACKs
+//   advanced within kCodelAckWindow. While disconnected, packets are kept within the
 //   buffer's byte and age limits.
 //
 // Receive (peer -> TUN):
@@ -178,6 +179,8 @@ class LinkCore {
   // queue holds more than kMaxQueued bytes or the link is not connected.
   bool queue_frame(std::span<const std::uint8_t> frame);
   static constexpr std::size_t kMaxQueued = 256 * 1024;
+  // CoDel acts only when the peer's ACKs advanced within this long (they come every tick, 100 ms).
+  static constexpr std::chrono::milliseconds kCodelAckWindow{250};
   // Bytes of queued whole frames not yet written (what counts against kMaxQueued).
   std::size_t queued_bytes() const { return xq_.size() - xq_off_; }
 

@@ -315,7 +315,9 @@ void Client::on_hello_ack(unsigned i, std::uint8_t v, const hs::Nonce& cn, const
   l.attach(c.hc->take_socket(), early, ack->resumed ? ack->rx_dsn : 0, v, std::move(crypto));
   c.hc.reset();
   c.state = "connected";
-  if (ack->resumed)
+  if (i > 0)
+    spdlog::info("{}: joined session {:016x} via {}", link_name(i), ack->session_id, ep(c.target));
+  else if (ack->resumed)
     spdlog::info("{}: resumed session {:016x} with {} (gateway had dsn {}, we had {}; replaying {} packets)",
                  link_name(i), ack->session_id, ep(c.target), ack->rx_dsn, l.core().rx_last(),
                  l.core().counters().replayed - replayed0);

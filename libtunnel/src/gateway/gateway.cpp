@@ -215,6 +215,11 @@ void Gateway::evict_oldest(const std::string* source) {
   if (!oldest) return;
   const ConnPtr victim = *oldest;
   ++dc_.evicted_pending;
+  std::uint64_t skipped = 0;
+  if (refuse_log_.allow(Clock::now(), skipped))
+    spdlog::warn("handshake from {} dropped for a newcomer: {} handshakes pending (--max-pending{}); {} dropped so far",
+                 victim->peer(), pending_.size(), source ? "-per-source" : "", dc_.evicted_pending);
+  dc_.log_suppressed += skipped;
   victim->close();
   unpend(victim);
 }

@@ -22,8 +22,11 @@ bool LinkCore::enqueue(std::span<const std::uint8_t> pkt, Clock::time_point now)
       ++c_.drop_queue_full;
       return false;
     }
+    // CoDel only while data moves: the peer's ACKs (sent every tick) advanced
+    // lately and the socket is not blocked. A queue that stands because a
+    // path died under MPTCP is a stall, and a stall keeps its packets.
     const std::int64_t head = tx_.unsent_since_ms();
-    if (admit == SendQueue::Admit::take && head >= 0 && !stalled(now) &&
+    if (admit == SendQueue::Admit::take && head >= 0 && !blocked_ && !live_.ack_stalled(now, kCodelAckWindow) &&
         codel_.drop(now, std::chrono::milliseconds(to_ms(now) - head), tx_.unsent_bytes())) {
       ++c_.drop_codel;
       return false;
