@@ -1,6 +1,8 @@
 #include <tunnel/gateway.hpp>
 #include <tunnel/mptcp_uapi.hpp>
 
+#include <algorithm>
+
 #include <fmt/format.h>
 #include <spdlog/spdlog.h>
 
@@ -113,6 +115,44 @@ void Gateway::on_tick(Clock::time_point now) {
     if (!s->tick(now)) expired.push_back(sid);
   for (auto sid : expired)
     destroy(sid, fmt::format("not resumed within {} ms", cfg_.link.hold.count()), dc_.sessions_expired);
+  account_memory();
+}
+
+void Gateway::account_memory() {
+  std::size_t sum = 0;
+  for (auto& [sid, s] : sessions_) sum += s->memory_bytes();
+  memory_ = sum;
+  dc_.memory_bytes = sum;
+  const std::size_t limit = gcfg_.memory_limit;
+  if (!limit || sum <= limit) return;
+  // Shed the oldest frame of all links first, until what was dropped covers
+  // the excess; then give the memory back. A heap of links by the age of
+  // their oldest frame: allocated on the tick, and only when over the limit.
+  using Item = std::pair<std::int64_t, LinkCore*>;
+  std::vector<Item> heap;
+  for (auto& [sid, s] : sessions_)
+    for (auto& l : s->links())
+      if (l && l->core().oldest_frame_ms() >= 0) heap.emplace_back(l->core().oldest_frame_ms(), &l->core());
+  const auto later = [](const Item& a, const Item& b) { return a.first > b.first; };
+  std::make_heap(heap.begin(), heap.end(), later);
+  std::size_t freed = 0;
+  std::vector<LinkCore*> touched;
+  while (freed < sum - limit && !heap.empty()) {
+    std::pop_heap(heap.begin(), heap.end(), later);
+    LinkCore* c = heap.back().second;
+    heap.pop_back();
+    const std::size_t n = c->shed();
+    if (!n) continue;  // its front is partly sent: leave the link alone
+    freed += n;
+    if (touched.empty() || touched.back() != c) touched.push_back(c);
+    if (c->oldest_frame_ms() >= 0) {
+      heap.emplace_back(c->oldest_frame_ms(), c);
+      std::push_heap(heap.begin(), heap.end(), later);
+    }
+  }
+  for (LinkCore* c : touched) c->trim_now();
+  if (freed)
+    spdlog::warn("memory limit {} bytes: buffers held {}; shed {} bytes of the oldest frames", limit, sum, freed);
 }
 
 void Gateway::link_failed(Session& s, Link& l, Fault why, std::string_view detail) {
@@ -327,12 +367,19 @@ void Gateway::on_hello(const ConnPtr& hc, const hs::Nonce& server_nonce, Fault f
     refuse(hc, adm.error, fmt::format("CPE '{}'", hello->id), v);
     return;
   }
+  if (adm.verdict != CpeTable::Verdict::resume && gcfg_.memory_limit &&
+      memory_ + GatewayConfig::kSessionEstimate > gcfg_.memory_limit) {
+    ++dc_.refused_memory;
+    refuse(hc, Fault::gateway_full, fmt::format("CPE '{}': over the memory limit", hello->id), v);
+    return;
+  }
   if (adm.replaces) destroy(adm.replaces, "replaced by a new session of the same CPE", dc_.sessions_replaced);
   const bool resumed = adm.verdict == CpeTable::Verdict::resume;
   auto& slot = sessions_[adm.session_id];
   if (!resumed) {
     slot = std::make_unique<Session>(io_, *port_, cfg_.link, adm.session_id, events());
     ++dc_.sessions_created;
+    memory_ += GatewayConfig::kSessionEstimate;  // until the next tick sums it
   }
   Session& s = *slot;
   s.peer_id = hello->id;
