@@ -7,16 +7,20 @@
 //
 //   tunnel-loadgen --server 127.0.0.1:7000 --key-file KEY --count 1000
 //                  [--concurrency 200] [--hold 5] [--timeout 120] [--id-prefix lg]
+//                  [--first N]   (session i is id P<N+i> with prefix 10.128.0.0 + N+i + 1 /32,
+//                                 so several loaders can share one gateway)
 //
 // At most --concurrency sessions are in their handshake at once. Prints,
 // one `key value` a line: established, seconds, handshakes_per_s, then, after
-// --hold seconds of heartbeating, still_connected. The exit status is 0 when
+// --hold seconds of heartbeating (or SIGTERM, which ends the hold early),
+// still_connected. The exit status is 0 when
 // every session was established and still is.
 #include <tunnel/client.hpp>
 #include <tunnel/keys.hpp>
 
 #include <boost/asio/io_context.hpp>
 #include <boost/asio/ip/address.hpp>
+#include <boost/asio/signal_set.hpp>
 #include <boost/asio/steady_timer.hpp>
 #include <fmt/format.h>
 #include <spdlog/spdlog.h>
@@ -46,6 +50,7 @@ struct Options {
   unsigned hold_s = 5;
   unsigned timeout_s = 120;
   std::string id_prefix = "lg";
+  unsigned first = 0;
 };
 
 [[noreturn]] void usage(const char* why) {
@@ -67,6 +72,7 @@ Options parse(int argc, char** argv) {
     else if (a == "--hold") o.hold_s = static_cast<unsigned>(std::stoul(v));
     else if (a == "--timeout") o.timeout_s = static_cast<unsigned>(std::stoul(v));
     else if (a == "--id-prefix") o.id_prefix = v;
+    else if (a == "--first") o.first = static_cast<unsigned>(std::stoul(v));
     else usage(("unknown option " + a).c_str());
   }
   if (o.key_file.empty()) usage("--key-file is required");
@@ -127,7 +133,9 @@ int main(int argc, char** argv) {
     c.node.tun_fd = tun[0];
     c.node.mptcp = false;
     c.node.path_manager = false;
+    c.node.port.batch = 1;  // nothing is read from the shared "TUN": one slot, not 4 MiB a client
     c.servers = {server};
+    i += o.first;
     c.id = o.id_prefix + std::to_string(i);
     // A /32 of its own each (10.128.0.0/9 holds 8 million).
     const std::uint32_t a = 0x0a800000u + i + 1;
@@ -140,6 +148,11 @@ int main(int argc, char** argv) {
     clients.push_back(std::move(cl));
   };
 
+  bool end_hold = false;
+  asio::signal_set sigs(io, SIGTERM, SIGINT);
+  sigs.async_wait([&](const boost::system::error_code& ec, int) {
+    if (!ec) end_hold = true;
+  });
   asio::steady_timer timer(io);
   std::function<void()> step = [&] {
     const auto now = Clock::now();
@@ -152,7 +165,8 @@ int main(int argc, char** argv) {
         hold_until = now + std::chrono::seconds(o.hold_s);
       }
     }
-    if ((t_all != Clock::time_point{} && now >= hold_until) || now >= deadline) {
+    if ((t_all != Clock::time_point{} && (now >= hold_until || end_hold)) || now >= deadline || end_hold) {
+      sigs.cancel();
       still = connected;
       done = true;
       for (auto& c : clients) c->stop();
