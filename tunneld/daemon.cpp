@@ -16,6 +16,7 @@
 #include <spdlog/spdlog.h>
 
 #include <sys/resource.h>
+#include <unistd.h>
 
 #include <cerrno>
 #include <csignal>
@@ -182,6 +183,10 @@ int run_server(const ServerOptions& o) {
   gc.max_pending_per_source = o.max_pending_per_source;
   gc.handshake_timeout = o.handshake_timeout;
   gc.allow_unbound_prefixes = o.allow_unbound_prefixes;
+  gc.memory_limit = o.memory_limit ? *o.memory_limit
+                                   : static_cast<std::size_t>(::sysconf(_SC_PHYS_PAGES)) *
+                                         static_cast<std::size_t>(::sysconf(_SC_PAGESIZE)) / 2;
+  if (gc.memory_limit) spdlog::info("memory limit {} bytes of session buffers", gc.memory_limit);
   gc.protection = {o.integrity_only, o.require_protection};
   // A session's links (usually one or two), each pending handshake, the
   // TUN, listeners, netlink and status sockets, handler pipes.

@@ -69,6 +69,10 @@ int main(int argc, char** argv) {
                   "Most of those from one IPv4 address or IPv6 /64; at the cap that source's oldest is dropped")
       ->capture_default_str()
       ->check(CLI::Range(1u, 100000u));
+  std::string memory_limit;
+  srv->add_option("--memory-limit", memory_limit,
+                  "Bytes the sessions' buffers may hold in all; over it new sessions are refused ('gateway full') "
+                  "and replay buffers shed, oldest frames first (drop_memory). 0: none. Default: half the RAM");
   srv->add_option("--handshake-timeout", handshake_ms, "Milliseconds a new connection has to complete the handshake")
       ->capture_default_str()
       ->check(CLI::Range(100u, 60000u));
@@ -149,6 +153,8 @@ int main(int argc, char** argv) {
       for (const auto& l : listen) so.listen.push_back(endpoint_flag(l, "--listen"));
       so.handshake_timeout = std::chrono::milliseconds(handshake_ms);
       so.id = checked_id(so.id);
+      if (!memory_limit.empty())
+        so.memory_limit = parse_size(memory_limit, "--memory-limit", 0, std::size_t{1} << 50);
       finish_common(so, sraw);
     } else if (*cli) {
       for (const auto& v : server) co.servers.push_back(endpoint_flag(v, "--server"));

@@ -7,6 +7,7 @@
 #include <boost/asio/ip/tcp.hpp>
 
 #include <chrono>
+#include <optional>
 #include <string>
 #include <vector>
 
@@ -54,6 +55,10 @@ struct ServerOptions : CommonOptions {
   bool allow_unbound_prefixes = false;
   unsigned max_pending = 256;
   unsigned max_pending_per_source = 32;
+  // Buffer memory of all sessions (GatewayConfig::memory_limit); nullopt:
+  // half the RAM (sysconf), so a mass disconnect that fills every replay
+  // buffer makes the gateway shed instead of meeting the OOM killer.
+  std::optional<std::size_t> memory_limit;
   std::chrono::milliseconds handshake_timeout{5000};
 };
 

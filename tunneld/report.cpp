@@ -40,11 +40,11 @@ std::string session_json(const tunnel::LinkCounters& c, const tunnel::ReplayCoun
       R"("drop_never_sent":{},"drop_session_ended":{},"replayed":{},"peak_buffered":{},"acked":{},)"
       R"("rx_packets":{},"rx_bytes":{},"rx_duplicates":{},"rx_rt_copies":{},"rx_missing":{},"drop_spoofed":{},)"
       R"("acks_sent":{},"acks_received":{},"tx_heartbeats":{},"rx_heartbeats":{},"drop_control":{},)"
-      R"("connections":{},"resumes":{},"send_calls":{})",
+      R"("connections":{},"resumes":{},"send_calls":{},"drop_memory":{})",
       c.tx_packets, c.tx_bytes, c.tx_frames, c.tx_compressed, c.drop_queue_full, c.drop_codel, r.drop_full, r.drop_age, r.drop_unsent, r.drop_cleared,
       c.replayed, c.peak_buffered, r.acked, c.rx_packets, c.rx_bytes, c.rx_duplicates, c.rx_rt_copies, c.rx_missing, c.drop_spoofed,
       c.acks_sent, c.acks_received, c.heartbeats_sent, c.heartbeats_received, c.drop_control, c.connections,
-      c.resumes, c.send_calls);
+      c.resumes, c.send_calls, r.drop_memory);
 }
 
 std::string conn_json(const std::optional<tunnel::ConnectionStats>& cs) {
@@ -102,6 +102,7 @@ void Totals::add(const tunnel::Session& session) {
   r.drop_age += b.drop_age;
   r.drop_unsent += b.drop_unsent;
   r.drop_cleared += b.drop_cleared;
+  r.drop_memory += b.drop_memory;
   r.acked += b.acked;
 }
 
@@ -208,13 +209,13 @@ std::string Report::json() const {
   s += fmt::format(
       R"(,"counters":{{"tun_rx_packets":{},"tun_tx_packets":{},"tun_writes":{},"drop_non_udp":{},"drop_malformed":{},)"
       R"("drop_tun_write":{},"drop_no_route":{},{},"handshake_failures":{},"auth_failures":{},"handshake_timeouts":{},)"
-      R"("rejected_pending":{},"evicted_pending":{},"accept_errors":{},"log_suppressed":{},"sessions_created":{},)"
-      R"("sessions_closed":{},"sessions_expired":{},"sessions_replaced":{},)"
+      R"("rejected_pending":{},"evicted_pending":{},"accept_errors":{},"log_suppressed":{},"refused_memory":{},)"
+      R"("memory_bytes":{},"sessions_created":{},"sessions_closed":{},"sessions_expired":{},"sessions_replaced":{},)"
       R"("protocol_errors":{{)",
       tun.rx_packets, tun.tx_packets, tun.writes, tun.drop_non_udp, tun.drop_malformed, tun.drop_write, d.drop_no_route,
       session_json(totals.s, totals.r), d.handshake_failures, d.auth_failures, d.handshake_timeouts,
-      d.rejected_pending, d.evicted_pending, d.accept_errors, d.log_suppressed, d.sessions_created, d.sessions_closed,
-      d.sessions_expired, d.sessions_replaced);
+      d.rejected_pending, d.evicted_pending, d.accept_errors, d.log_suppressed, d.refused_memory, d.memory_bytes,
+      d.sessions_created, d.sessions_closed, d.sessions_expired, d.sessions_replaced);
   for (int i = 2; i < wire::kParseStatusCount; ++i)
     s += fmt::format(R"({}"{}":{})", i > 2 ? "," : "", wire::to_string(static_cast<wire::ParseStatus>(i)),
                      totals.s.proto_errors[static_cast<std::size_t>(i)] + d.proto_errors[static_cast<std::size_t>(i)]);
@@ -260,18 +261,18 @@ std::string Report::text() const {
                    tun.rx_packets, tun.tx_packets, tun.writes, tun.drop_non_udp, tun.drop_malformed, tun.drop_write,
                    daemon.drop_no_route);
   s += fmt::format("tunnel: sent {} ({} bytes)  received {} ({} bytes)  dropped: queue-full {} codel {} buffer-full {} "
-                   "buffer-age {} session-ended {} spoofed {}  duplicates {}\n",
+                   "buffer-age {} memory {} session-ended {} spoofed {}  duplicates {}\n",
                    t.s.tx_packets, t.s.tx_bytes, t.s.rx_packets, t.s.rx_bytes, t.s.drop_queue_full, t.s.drop_codel,
                    t.r.drop_full,
-                   t.r.drop_age, t.r.drop_cleared, t.s.drop_spoofed, t.s.rx_duplicates);
+                   t.r.drop_age, t.r.drop_memory, t.r.drop_cleared, t.s.drop_spoofed, t.s.rx_duplicates);
   std::uint64_t perr = 0;
   for (std::size_t i = 0; i < t.s.proto_errors.size(); ++i) perr += t.s.proto_errors[i] + daemon.proto_errors[i];
   s += fmt::format("sessions: created {} closed {} expired {} replaced {}  handshakes refused {} (auth {}, timeout "
-                   "{}, over pending cap {}, oldest dropped for a newcomer {})  protocol errors {}\n",
+                   "{}, over pending cap {}, oldest dropped for a newcomer {}, over memory limit {})  protocol errors {}\n"
+                   "  buffer memory {} bytes\n",
                    daemon.sessions_created, daemon.sessions_closed, daemon.sessions_expired, daemon.sessions_replaced,
                    daemon.handshake_failures, daemon.auth_failures, daemon.handshake_timeouts, daemon.rejected_pending,
-                   daemon.evicted_pending,
-                   perr);
+                   daemon.evicted_pending, daemon.refused_memory, perr, daemon.memory_bytes);
   s += fmt::format("control messages: {}  handlers running {}\n", control_text(ctl, ctl_pending), handlers_running);
   if (flows) {
     s += fmt::format("classes: realtime {} packets, bulk {} packets\n", classes.realtime_packets, classes.bulk_packets);

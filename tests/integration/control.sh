@@ -24,6 +24,8 @@ esac
 EOF
 chmod 755 "$WORK/handler.sh"
 
+# The second CPE (section 4, dialling from lan) has its own line, bound to its prefix.
+printf 'cpe2 %s 198.18.30.0/24\n' "$(tr -d ' \n' <"$WORK/psk")" >>"$WORK/gw.keys"
 start_gateway --id gw-test --on-message "$WORK/handler.sh" --session-hold 20000
 start_cpe --on-message "$WORK/handler.sh" --handler-timeout 3 --group lab --group north
 wait_subflows cpe 2 15 || { not_ok "tunnel up"; finish; }

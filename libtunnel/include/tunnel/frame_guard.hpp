@@ -1,8 +1,8 @@
 // Frame protection inside a link's protocol core (link_core.hpp): the small
 // object LinkCore calls to seal what it sends and open what it receives on a
 // protected connection (keys and wire layout: seal.hpp). Pure: no I/O, no
-// clock, no allocation per frame (the stage grows to its high-water mark and
-// is released by trim()).
+// clock, no allocation per frame (the stage starts at kStageFloor, doubles
+// up to its high-water mark and is released by trim(), on a timer).
 //
 // Send: the core moves whole plain frames into the stage with add() (each
 // sealed as it goes in, under the next counter nonce), writes pending() and
@@ -28,6 +28,9 @@ class FrameGuard {
  public:
   // Plain bytes staged per output() at most (one frame more may overshoot).
   static constexpr std::size_t kStageBytes = 64 * 1024;
+  // The stage's first size: a heartbeat or an ACK fits, so an idle link's
+  // stage, once trimmed, stays this small without churning.
+  static constexpr std::size_t kStageFloor = 1024;
 
   explicit FrameGuard(seal::LinkCrypto crypto) : c_(std::move(crypto)) {}
   FrameGuard(const FrameGuard&) = delete;
@@ -42,7 +45,8 @@ class FrameGuard {
   bool staged() const { return off_ < len_; }
   std::size_t staged_bytes() const { return len_ - off_; }
   void consumed(std::size_t n);
-  // Releases the stage's memory when nothing waits in it.
+  // Releases the stage's memory when nothing waits in it and it grew past
+  // kStageFloor (a stage at the floor is kept: no allocation per heartbeat).
   void trim();
   std::size_t capacity() const { return cap_; }
 

@@ -64,6 +64,14 @@ struct GatewayConfig {
   bool allow_unbound_prefixes = false;
   ProtectionPolicy protection;                     // frame protection (suite.hpp)
   std::uint8_t max_version = wire::kVersion;       // highest version offered
+  // Memory the sessions' buffers may hold in all (Session::memory_bytes(),
+  // summed on every tick; a session admitted since counts kSessionEstimate
+  // until then); 0: no limit. At or over it a new session is refused with
+  // 'gateway full' (counted in refused_memory; resumes and joins still
+  // pass), and on the tick replay buffers are shed, the oldest frame of all
+  // sessions first (counted in drop_memory), until the sum is below it.
+  std::size_t memory_limit = 0;
+  static constexpr std::size_t kSessionEstimate = 16 * 1024;
 };
 
 class Gateway final : public Node {
@@ -82,6 +90,8 @@ class Gateway final : public Node {
   // allows is closed. Returns how many were closed.
   std::size_t replace_keys(std::shared_ptr<const hs::KeyTable> keys);
   std::size_t pending() const { return pending_.size(); }
+  // The sessions' buffer memory as last summed (see memory_limit).
+  std::size_t memory_bytes() const { return memory_; }
 
  private:
   void on_start() override;
@@ -100,6 +110,8 @@ class Gateway final : public Node {
   bool accept_link(const ConnPtr& hc, Session& s, Link& l, const hs::Hello& hello, std::uint8_t version,
                    hs::KeyView key, const hs::Nonce& server_nonce, bool resumed, SuiteBytes suite);
   void destroy(std::uint64_t sid, std::string_view why, std::uint64_t& counter);
+  void account_memory();  // sums memory_ and sheds over the limit (on the tick)
+  std::size_t memory_ = 0;
 
   GatewayConfig gcfg_;
   std::optional<PathSetup> paths_;

@@ -46,6 +46,20 @@
 // counted in rx_forged); a frame that cannot be sealed ends the connection
 // at the next tick() (seal_failed). The keys die with the connection.
 //
+// Memory (what an idle link costs; docs/measurements.md, "Memory"): nothing
+// is allocated up front. The receive buffer starts at kRxFloor at the first
+// rx_space() and doubles whenever a read filled it (or a partial frame fills
+// it), up to recv_buffer_bytes but never below what the largest frame needs
+// (2 x (16 + 65535)); the replay buffer, the queue of whole frames and the
+// sealing stage grow on demand likewise. tick() gives memory back once the
+// link has carried no DATA in either direction for kTrimAfter: the receive
+// buffer shrinks to kRxFloor when nothing is buffered (released while
+// disconnected), the replay buffer and the stage are trimmed when empty
+// (replay_buffer.hpp, frame_guard.hpp), the frame queue shrinks to its floor.
+// The data path never allocates per packet: growth is by doubling, so rare,
+// and shrinking happens on the tick only. memory_bytes() is what the link
+// holds on the heap; shed() relieves a memory limit (drop_memory).
+//
 // Realtime links (LinkConfig::realtime): enqueue_rt() writes one RT_DATA
 // frame per packet carrying the session-level realtime sequence (the
 // receiver keeps the first copy, first_copy.hpp); a frame is released once
@@ -209,6 +223,17 @@ class LinkCore {
   // Keeps the unparsed rest; true when an ACK was queued (the shell writes).
   bool rx_done();
 
+  // ---- memory (see "Memory" above)
+  static constexpr std::size_t kRxFloor = 4 * 1024;
+  static constexpr std::size_t kXqFloor = 512;
+  static constexpr std::chrono::milliseconds kTrimAfter{2000};
+  std::size_t memory_bytes() const;
+  // Drops the oldest frame of the replay buffer (drop_memory); its bytes, or
+  // 0 when nothing can be dropped. trim_now() then gives the memory back.
+  std::size_t shed() { return tx_.shed_front(); }
+  std::int64_t oldest_frame_ms() const { return tx_.front_since_ms(); }
+  void trim_now();
+
   // ---- timers
   // Heartbeats and ACKs due, the dead interval and the buffer's age limit.
   // Returns why the connection must be dropped, or Fault::none.
@@ -233,6 +258,8 @@ class LinkCore {
   void queue_ack();
   bool stalled(Clock::time_point now) const;
   void stage();  // moves whole frames into the guard's stage, sealed
+  void rx_reserve(std::size_t cap);  // the receive buffer holds at least `cap` (keeps its bytes)
+  std::size_t rx_max() const;
 
   std::optional<FrameGuard> guard_;
   bool seal_failed_ = false;
@@ -257,6 +284,9 @@ class LinkCore {
 
   std::unique_ptr<std::uint8_t[]> rb_;
   std::size_t rb_cap_ = 0, rlen_ = 0, roff_ = 0;
+  bool rx_filled_ = false;             // the last read filled the buffer: grow it
+  std::uint64_t quiet_tx_ = 0, quiet_rx_ = 0;  // DATA counters at the last tick
+  Clock::time_point busy_at_{};        // when the tick last saw DATA move
   wire::DataReader reader_;
   bool in_data_ = false;
   std::uint64_t data_dsn_ = 0;  // dsn of the next packet the reader returns

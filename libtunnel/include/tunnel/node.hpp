@@ -43,6 +43,8 @@ struct NodeCounters {
   std::uint64_t auth_failures = 0;       // of those: unknown id or wrong proof
   std::uint64_t handshake_timeouts = 0;  // of those: no HELLO in time
   std::uint64_t rejected_pending = 0;    // closed at once: too many handshakes pending
+  std::uint64_t refused_memory = 0;      // new sessions refused ('gateway full'): over --memory-limit
+  std::uint64_t memory_bytes = 0;        // gauge: the sessions' buffer memory at the last tick (gateway)
   std::uint64_t evicted_pending = 0;     // oldest pending handshake dropped for a newcomer (max-pending caps)
   std::uint64_t accept_errors = 0;       // accept() failed (EMFILE...): the acceptor backed off
   std::uint64_t log_suppressed = 0;      // per-connection log lines dropped by the rate limit

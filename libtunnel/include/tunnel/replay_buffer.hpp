@@ -19,8 +19,14 @@
 //   are dropped and their packets counted. A frame that is partly sent is
 //   never dropped (the stream would break mid-frame).
 //
-// Memory grows on demand up to twice `max_bytes` (so that compaction moves
-// each byte at most about once) and is never allocated per frame.
+// Memory: nothing is allocated until the first frame; the byte store then
+// grows on demand (from kMinBytes, doubling) up to twice `max_bytes` (so that
+// compaction moves each byte at most about once), the frame ring from
+// kMinRing entries, doubling. Growth is never per frame (each doubling is
+// rare); trim() gives memory back and is meant for a timer, never the data
+// path: an empty buffer releases everything, a mostly empty one shrinks.
+// shed() drops the oldest frames to relieve a memory limit (the gateway's
+// --memory-limit), counted in drop_memory.
 #pragma once
 
 #include <cstddef>
@@ -36,12 +42,16 @@ struct ReplayCounters {
   std::uint64_t drop_age = 0;       // dropped for age
   std::uint64_t drop_unsent = 0;    // of those, never sent at all (certain loss)
   std::uint64_t drop_cleared = 0;   // dropped by clear() (session destroyed)
+  std::uint64_t drop_memory = 0;    // dropped by shed(): the gateway's memory limit
   std::uint64_t acked = 0;          // released by acknowledgement
 };
 
 class ReplayBuffer {
  public:
-  explicit ReplayBuffer(std::size_t max_bytes);
+  static constexpr std::size_t kMinBytes = 16 * 1024;
+  static constexpr std::size_t kMinRing = 16;  // power of two
+
+  explicit ReplayBuffer(std::size_t max_bytes);  // allocates nothing
   ReplayBuffer(const ReplayBuffer&) = delete;
   ReplayBuffer& operator=(const ReplayBuffer&) = delete;
 
@@ -91,6 +101,18 @@ class ReplayBuffer {
   std::uint64_t front_dsn() const;  // the first frame's last dsn; 0 when empty
   std::uint64_t last_dsn() const;   // 0 when empty
   std::size_t capacity() const { return cap_; }
+  // Heap bytes held (byte store and frame ring).
+  std::size_t memory_bytes() const { return cap_ + ring_cap_ * sizeof(Entry); }
+  // Gives memory back (a timer's job, never per packet): everything when no
+  // frame is held; else the byte store shrinks to twice what is live (at
+  // least kMinBytes) when that is a quarter of it or less, and the ring
+  // likewise. Pointers into the buffer are void after it.
+  void trim();
+  // Drops the oldest frame (counted in drop_memory); its byte count, or 0
+  // when there is none or it is partly sent (the stream would break).
+  std::size_t shed_front();
+  // When the first packet of the oldest frame came; -1 when empty.
+  std::int64_t front_since_ms() const { return count_ ? at(0).t_ms : -1; }
   std::size_t max_bytes() const { return max_bytes_; }
   const ReplayCounters& counters() const { return c_; }
 
@@ -105,7 +127,8 @@ class ReplayBuffer {
   Entry& at(std::size_t i) { return ring_[(head_ + i) & (ring_cap_ - 1)]; }
   const Entry& at(std::size_t i) const { return ring_[(head_ + i) & (ring_cap_ - 1)]; }
   std::uint64_t front_pos() const { return count_ ? at(0).pos : tail_pos_; }
-  bool drop_front(bool for_age);  // false if the front is partly sent
+  enum class Why { full, age, memory };
+  bool drop_front(Why why);  // false if the front is partly sent
   void pop_front();
   void make_room(std::size_t n);
   void grow_ring();

@@ -107,6 +107,9 @@ class Session {
   LinkCounters counters() const;
   ReplayCounters replay_counters() const;
   std::size_t buffered_packets() const;
+  // Heap bytes the session's buffers hold (LinkCore::memory_bytes() summed,
+  // with the objects themselves): what the gateway's --memory-limit counts.
+  std::size_t memory_bytes() const;
 
   // Identity, kept by the owner (status and logs).
   std::string peer_id;

@@ -1,6 +1,8 @@
 #include <tunnel/gateway.hpp>
 #include <tunnel/mptcp_uapi.hpp>
 
+#include <algorithm>
+
 #include <fmt/format.h>
 #include <spdlog/spdlog.h>
 
@@ -113,6 +115,7 @@ void Gateway::on_tick(Clock::time_point now) {
     if (!s->tick(now)) expired.push_back(sid);
   for (auto sid : expired)
     destroy(sid, fmt::format("not resumed within {} ms", cfg_.link.hold.count()), dc_.sessions_expired);
+  account_memory();
 }
 
 void Gateway::link_failed(Session& s, Link& l, Fault why, std::string_view detail) {
@@ -332,12 +335,19 @@ void Gateway::on_hello(const ConnPtr& hc, const hs::Nonce& server_nonce, Fault f
     refuse(hc, adm.error, fmt::format("CPE '{}'", hello->id), v);
     return;
   }
+  if (adm.verdict != CpeTable::Verdict::resume && gcfg_.memory_limit &&
+      memory_ + GatewayConfig::kSessionEstimate > gcfg_.memory_limit) {
+    ++dc_.refused_memory;
+    refuse(hc, Fault::gateway_full, fmt::format("CPE '{}': over the memory limit", hello->id), v);
+    return;
+  }
   if (adm.replaces) destroy(adm.replaces, "replaced by a new session of the same CPE", dc_.sessions_replaced);
   const bool resumed = adm.verdict == CpeTable::Verdict::resume;
   auto& slot = sessions_[adm.session_id];
   if (!resumed) {
     slot = std::make_unique<Session>(io_, *port_, cfg_.link, adm.session_id, events());
     ++dc_.sessions_created;
+    memory_ += GatewayConfig::kSessionEstimate;  // until the next tick sums it
   }
   Session& s = *slot;
   s.peer_id = hello->id;

@@ -12,7 +12,7 @@ seal::Status FrameGuard::add(std::span<const std::uint8_t> frame) {
   if (off_ == len_) off_ = len_ = 0;
   if (len_ + need > cap_) {
     // Grows to the high-water mark: kStageBytes plus one largest frame.
-    const std::size_t ncap = std::max({len_ + need, cap_ * 2, std::size_t{16 * 1024}});
+    const std::size_t ncap = std::max({len_ + need, cap_ * 2, kStageFloor});
     auto nb = std::make_unique<std::uint8_t[]>(ncap);
     if (len_ > off_) std::memcpy(nb.get(), stage_.get() + off_, len_ - off_);
     len_ -= off_;
@@ -33,7 +33,7 @@ void FrameGuard::consumed(std::size_t n) {
 }
 
 void FrameGuard::trim() {
-  if (off_ != len_) return;
+  if (off_ != len_ || cap_ <= kStageFloor) return;
   stage_.reset();
   cap_ = len_ = off_ = 0;
 }

@@ -53,12 +53,8 @@ LinkCore::LinkCore(const LinkConfig& cfg, Clock::time_point now)
       tx_(std::max(cfg.buffer_bytes, 4 * (wire::kDataHeaderSize + cfg.mtu))),
       queue_(cfg.send_queue_bytes),
       writer_(cfg.compress),
-      now_ms_(to_ms(now)) {
-  // The receiver must hold the largest frame a peer may send, whatever our MTU.
-  rb_cap_ = std::max(cfg_.recv_buffer_bytes, 2 * (wire::kDataHeaderSize + wire::kMaxPacket));
-  rb_ = std::make_unique<std::uint8_t[]>(rb_cap_);
-  xq_.reserve(4096);
-}
+      now_ms_(to_ms(now)),
+      busy_at_(now) {}
 
 // ---------------------------------------------------------------- life
 
@@ -79,6 +75,8 @@ void LinkCore::attach(std::uint64_t peer_rx, std::uint8_t version, std::span<con
   queue_.exempt_all(tx_);  // the replay may exceed the send queue; new packets still get theirs
   xq_.clear();
   xq_off_ = out_xq_ = 0;
+  rlen_ = 0;
+  if (rb_cap_ < std::max(early.size(), kRxFloor)) rx_reserve(std::max(early.size(), kRxFloor));
   const std::size_t n = std::min(early.size(), rb_cap_);
   if (n) std::memcpy(rb_.get(), early.data(), n);
   rlen_ = n;
@@ -114,10 +112,18 @@ void LinkCore::reset(Clock::time_point now) {
 
 // ---------------------------------------------------------------- receive
 
-std::span<std::uint8_t> LinkCore::rx_space() { return {rb_.get() + rlen_, rb_cap_ - rlen_}; }
+std::span<std::uint8_t> LinkCore::rx_space() {
+  // Grows (doubling) when the last read filled the buffer or a partial frame
+  // fills it: rare, never per packet.
+  if (rb_cap_ == 0) rx_reserve(kRxFloor);
+  else if ((rx_filled_ || rlen_ == rb_cap_) && rb_cap_ < rx_max()) rx_reserve(2 * rb_cap_);
+  rx_filled_ = false;
+  return {rb_.get() + rlen_, rb_cap_ - rlen_};
+}
 
 void LinkCore::received(std::size_t n, Clock::time_point now) {
   rlen_ += std::min(n, rb_cap_ - rlen_);
+  rx_filled_ = rlen_ == rb_cap_;
   live_.on_rx(now);
 }
 
@@ -251,6 +257,13 @@ Fault LinkCore::tick(Clock::time_point now) {
     }
   }
   tx_.expire(now_ms_, cfg_.buffer_age.count());
+  if (c_.tx_packets != quiet_tx_ || c_.rx_packets + c_.rx_duplicates != quiet_rx_) {
+    quiet_tx_ = c_.tx_packets;
+    quiet_rx_ = c_.rx_packets + c_.rx_duplicates;
+    busy_at_ = now;
+  } else if (now - busy_at_ >= kTrimAfter) {
+    trim_now();
+  }
   return f;
 }
 

@@ -121,6 +121,7 @@ void Node::retire(Session& s) {
   retired_r_.drop_full += r.drop_full;
   retired_r_.drop_age += r.drop_age;
   retired_r_.drop_unsent += r.drop_unsent;
+  retired_r_.drop_memory += r.drop_memory;
   retired_r_.drop_cleared += r.drop_cleared + s.buffered_packets();
   retired_r_.acked += r.acked;
   for (const auto& l : s.links())

@@ -5,17 +5,8 @@
 #include <cstring>
 
 namespace tunnel {
-namespace {
-constexpr std::size_t kInitialBytes = 256 * 1024;
-constexpr std::size_t kInitialRing = 1024;  // power of two
-}  // namespace
 
-ReplayBuffer::ReplayBuffer(std::size_t max_bytes) : max_bytes_(max_bytes) {
-  cap_ = std::min(kInitialBytes, 2 * max_bytes_);
-  buf_ = std::make_unique<std::uint8_t[]>(cap_);
-  ring_cap_ = kInitialRing;
-  ring_ = std::make_unique<Entry[]>(ring_cap_);
-}
+ReplayBuffer::ReplayBuffer(std::size_t max_bytes) : max_bytes_(max_bytes) {}
 
 std::uint64_t ReplayBuffer::front_dsn() const { return count_ ? at(0).dsn : 0; }
 std::uint64_t ReplayBuffer::last_dsn() const { return count_ ? at(count_ - 1).dsn : 0; }
@@ -23,7 +14,7 @@ std::uint64_t ReplayBuffer::last_dsn() const { return count_ ? at(count_ - 1).ds
 std::uint8_t* ReplayBuffer::prepare(std::size_t max_len) {
   if (max_len > max_bytes_) return nullptr;
   while (bytes() + max_len > max_bytes_)
-    if (!drop_front(false)) return nullptr;
+    if (!drop_front(Why::full)) return nullptr;
   if (count_ == ring_cap_) grow_ring();
   make_room(max_len);
   return buf_.get() + (tail_pos_ - base_pos_);
@@ -61,9 +52,9 @@ void ReplayBuffer::make_room(std::size_t n) {
   const std::size_t live = static_cast<std::size_t>(tail_pos_ - front);
   const std::size_t limit = 2 * max_bytes_;
   if (live + n > cap_ / 2 && cap_ < limit) {
-    const std::size_t ncap = std::min(limit, std::max(cap_ * 2, live + n));
+    const std::size_t ncap = std::min(limit, std::max({cap_ * 2, live + n, kMinBytes}));
     auto nb = std::make_unique<std::uint8_t[]>(ncap);
-    std::memcpy(nb.get(), buf_.get() + (front - base_pos_), live);
+    if (live) std::memcpy(nb.get(), buf_.get() + (front - base_pos_), live);
     buf_ = std::move(nb);
     cap_ = ncap;
   } else {
@@ -73,11 +64,47 @@ void ReplayBuffer::make_room(std::size_t n) {
 }
 
 void ReplayBuffer::grow_ring() {
-  auto nr = std::make_unique<Entry[]>(ring_cap_ * 2);
+  const std::size_t ncap = ring_cap_ ? ring_cap_ * 2 : kMinRing;
+  auto nr = std::make_unique<Entry[]>(ncap);
   for (std::size_t i = 0; i < count_; ++i) nr[i] = at(i);
   ring_ = std::move(nr);
-  ring_cap_ *= 2;
+  ring_cap_ = ncap;
   head_ = 0;
+}
+
+void ReplayBuffer::trim() {
+  if (count_ == 0) {
+    buf_.reset();
+    ring_.reset();
+    cap_ = ring_cap_ = head_ = 0;
+    base_pos_ = cursor_pos_ = tail_pos_;
+    return;
+  }
+  const std::uint64_t front = front_pos();
+  const std::size_t live = static_cast<std::size_t>(tail_pos_ - front);
+  if (live * 4 <= cap_ && cap_ > kMinBytes) {
+    const std::size_t ncap = std::max(kMinBytes, 2 * live);
+    auto nb = std::make_unique<std::uint8_t[]>(ncap);
+    std::memcpy(nb.get(), buf_.get() + (front - base_pos_), live);
+    buf_ = std::move(nb);
+    cap_ = ncap;
+    base_pos_ = front;
+  }
+  if (count_ * 4 <= ring_cap_ && ring_cap_ > kMinRing) {
+    std::size_t ncap = kMinRing;
+    while (ncap < 2 * count_) ncap *= 2;
+    auto nr = std::make_unique<Entry[]>(ncap);
+    for (std::size_t i = 0; i < count_; ++i) nr[i] = at(i);
+    ring_ = std::move(nr);
+    ring_cap_ = ncap;
+    head_ = 0;
+  }
+}
+
+std::size_t ReplayBuffer::shed_front() {
+  if (count_ == 0) return 0;
+  const std::size_t len = at(0).len;
+  return drop_front(Why::memory) ? len : 0;
 }
 
 void ReplayBuffer::pop_front() {
@@ -86,7 +113,7 @@ void ReplayBuffer::pop_front() {
   --count_;
 }
 
-bool ReplayBuffer::drop_front(bool for_age) {
+bool ReplayBuffer::drop_front(Why why) {
   if (count_ == 0) return false;
   const Entry e = at(0);
   if (sent_ > 0) {
@@ -97,7 +124,7 @@ bool ReplayBuffer::drop_front(bool for_age) {
     cursor_pos_ = e.pos + e.len;
     c_.drop_unsent += e.packets;
   }
-  (for_age ? c_.drop_age : c_.drop_full) += e.packets;
+  (why == Why::age ? c_.drop_age : why == Why::memory ? c_.drop_memory : c_.drop_full) += e.packets;
   pop_front();
   return true;
 }
@@ -143,7 +170,7 @@ void ReplayBuffer::resume_from(std::uint64_t peer_rx) {
 
 std::size_t ReplayBuffer::expire(std::int64_t now_ms, std::int64_t max_age_ms) {
   std::size_t n = 0;
-  while (count_ > 0 && at(0).t_ms < now_ms - max_age_ms && drop_front(true)) ++n;
+  while (count_ > 0 && at(0).t_ms < now_ms - max_age_ms && drop_front(Why::age)) ++n;
   return n;
 }
 

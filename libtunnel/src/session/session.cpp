@@ -86,9 +86,17 @@ ReplayCounters Session::replay_counters() const {
     r.drop_age += x.drop_age;
     r.drop_unsent += x.drop_unsent;
     r.drop_cleared += x.drop_cleared;
+    r.drop_memory += x.drop_memory;
     r.acked += x.acked;
   }
   return r;
+}
+
+std::size_t Session::memory_bytes() const {
+  std::size_t n = sizeof(Session);
+  for (auto& l : links_)
+    if (l) n += sizeof(Link) - sizeof(LinkCore) + l->core().memory_bytes();
+  return n;
 }
 
 std::size_t Session::buffered_packets() const {
