@@ -27,6 +27,7 @@ using tunneld::add_common;
 using tunneld::checked_id;
 using tunneld::endpoint_flag;
 using tunneld::finish_common;
+using tunneld::parse_size;
 using tunneld::Raw;
 
 int main(int argc, char** argv) {
