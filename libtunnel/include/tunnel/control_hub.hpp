@@ -101,6 +101,9 @@ class ControlHub {
   const ChannelCounters* counters(const Session& s) const;
   std::size_t pending(const Session& s) const;  // outgoing messages without a result
   std::size_t queued(const Session& s) const;   // received messages waiting for the handler
+  // Bytes the session's channel holds (messages kept for their receipts and
+  // waiting for the handler): part of the session's memory.
+  std::size_t memory(const Session& s) const;
   // Live sessions and those already ended.
   ChannelCounters totals() const;
   std::size_t pending_total() const;

@@ -306,6 +306,11 @@ const ChannelCounters* ControlHub::counters(const Session& s) const {
   return p ? &p->ch.counters() : nullptr;
 }
 
+std::size_t ControlHub::memory(const Session& s) const {
+  const PerSession* p = find(s);
+  return p ? p->ch.memory_bytes() : 0;
+}
+
 std::size_t ControlHub::pending(const Session& s) const {
   const PerSession* p = find(s);
   return p ? p->ch.pending() : 0;

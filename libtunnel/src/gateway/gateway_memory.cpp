@@ -1,5 +1,6 @@
 // The gateway's memory limit (gateway.hpp, GatewayConfig::memory_limit):
 // summing the sessions' buffer memory on the tick and shedding over it.
+#include <tunnel/control_hub.hpp>
 #include <tunnel/gateway.hpp>
 
 #include <spdlog/spdlog.h>
@@ -12,7 +13,8 @@ namespace tunnel {
 
 void Gateway::account_memory() {
   std::size_t sum = 0;
-  for (auto& [sid, s] : sessions_) sum += s->memory_bytes();
+  const control::ControlHub* hub = control();
+  for (auto& [sid, s] : sessions_) sum += s->memory_bytes() + (hub ? hub->memory(*s) : 0);
   memory_ = sum;
   dc_.memory_bytes = sum;
   const std::size_t limit = gcfg_.memory_limit;
