@@ -6,10 +6,7 @@ namespace tunneld {
 namespace wire = tunnel::wire;
 using Clock = std::chrono::steady_clock;
 
-std::string ep_str(const boost::asio::ip::tcp::endpoint& e) {
-  return e.address().is_v6() ? fmt::format("[{}]:{}", e.address().to_string(), e.port())
-                             : fmt::format("{}:{}", e.address().to_string(), e.port());
-}
+std::string ep_str(const boost::asio::ip::tcp::endpoint& e) { return tunnel::to_string(e); }
 
 std::string json_escape(std::string_view s) {
   std::string o;

@@ -23,4 +23,7 @@ boost::asio::ip::tcp::endpoint parse_host_port(std::string_view s);
 // "198.18.100.1/24", "fd00:100::1/64". The length defaults to the full width.
 Prefix parse_prefix(std::string_view s);
 
+// The form parse_host_port() reads: "198.18.0.1:7000", "[fd00::1]:7000".
+std::string to_string(const boost::asio::ip::tcp::endpoint& e);
+
 }  // namespace tunnel

@@ -16,10 +16,7 @@ namespace asio = boost::asio;
 using tcp = asio::ip::tcp;
 
 namespace {
-std::string ep(const tcp::endpoint& e) {
-  return e.address().is_v6() ? fmt::format("[{}]:{}", e.address().to_string(), e.port())
-                             : fmt::format("{}:{}", e.address().to_string(), e.port());
-}
+std::string ep(const boost::asio::ip::tcp::endpoint& e) { return tunnel::to_string(e); }
 std::string link_name(unsigned i) { return i ? fmt::format("realtime link {}", i) : std::string("tunnel"); }
 }  // namespace
 

@@ -13,10 +13,7 @@ namespace asio = boost::asio;
 using tcp = asio::ip::tcp;
 
 namespace {
-std::string ep(const tcp::endpoint& e) {
-  return e.address().is_v6() ? fmt::format("[{}]:{}", e.address().to_string(), e.port())
-                             : fmt::format("{}:{}", e.address().to_string(), e.port());
-}
+std::string ep(const boost::asio::ip::tcp::endpoint& e) { return tunnel::to_string(e); }
 }  // namespace
 
 Gateway::Gateway(asio::io_context& io, GatewayConfig cfg)

@@ -16,10 +16,7 @@ namespace tunnel {
 namespace asio = boost::asio;
 
 namespace {
-std::string ep(const asio::ip::tcp::endpoint& e) {
-  return e.address().is_v6() ? fmt::format("[{}]:{}", e.address().to_string(), e.port())
-                             : fmt::format("{}:{}", e.address().to_string(), e.port());
-}
+std::string ep(const boost::asio::ip::tcp::endpoint& e) { return tunnel::to_string(e); }
 }  // namespace
 
 Node::Node(asio::io_context& io, NodeConfig cfg) : io_(io), cfg_(std::move(cfg)), tick_(io), stats_tick_(io) {}

@@ -54,4 +54,9 @@ Prefix parse_prefix(std::string_view s) {
   return p;
 }
 
+std::string to_string(const boost::asio::ip::tcp::endpoint& e) {
+  const std::string a = e.address().to_string();
+  return (e.address().is_v6() ? "[" + a + "]" : a) + ":" + std::to_string(e.port());
+}
+
 }  // namespace tunnel
