@@ -12,7 +12,7 @@ namespace {
 // An IPv4/UDP packet of `len` bytes from 10.0.0.<host>:sport to 192.0.2.1:dport.
 std::vector<std::uint8_t> udp4(std::size_t len, std::uint8_t host, std::uint16_t sport, std::uint16_t dport,
                                std::uint8_t dscp = 0) {
-  std::vector<std::uint8_t> p(len, 0);
+  std::vector<std::uint8_t> p(std::max<std::size_t>(len, 28), 0);  // a shorter packet is cut below
   p[0] = 0x45;
   p[1] = static_cast<std::uint8_t>(dscp << 2);
   p[2] = static_cast<std::uint8_t>(len >> 8);
@@ -23,6 +23,7 @@ std::vector<std::uint8_t> udp4(std::size_t len, std::uint8_t host, std::uint16_t
   p[16] = 192; p[18] = 2; p[19] = 1;
   p[20] = static_cast<std::uint8_t>(sport >> 8); p[21] = static_cast<std::uint8_t>(sport);
   p[22] = static_cast<std::uint8_t>(dport >> 8); p[23] = static_cast<std::uint8_t>(dport);
+  p.resize(len);
   return p;
 }
 

@@ -85,7 +85,8 @@ EndpointResult PathSetup::add_at(std::size_t i) {
   try {
     // The kernel creates `implicit` endpoints for addresses a subflow used
     // without one; adding an endpoint for such an address replaces it.
-    if (const auto* e = by_addr(pm_.endpoints(), ep.addr); e && !(e->flags & uapi::kPmAddrFlagImplicit)) {
+    const auto table = pm_.endpoints();  // by_addr() points into it
+    if (const auto* e = by_addr(table, ep.addr); e && !(e->flags & uapi::kPmAddrFlagImplicit)) {
       spdlog::warn("path {}: MPTCP endpoint {} id {} exists already (flags {}); using it as it is", names_[i],
                    e->addr.to_string(), e->id, netlink::endpoint_flags_to_string(e->flags));
       return EndpointResult::foreign;
