@@ -4,12 +4,17 @@
 // node cleanly, once, instead of spinning.
 #include "harness.hpp"
 
+#include <boost/asio/executor_work_guard.hpp>
+#include <boost/asio/post.hpp>
 #include <gtest/gtest.h>
 
 #include <sys/resource.h>
 
+#include <atomic>
 #include <iostream>
+#include <list>
 #include <memory>
+#include <thread>
 
 namespace inproc {
 namespace {
@@ -17,14 +22,30 @@ namespace asio = boost::asio;
 using tcp = asio::ip::tcp;
 
 // `n` idle connections from `from`, each dialled again as soon as it ends.
+// It runs on a thread and loop of its own, as another host would: the
+// gateway's loop sees only what arrives on its sockets.
 class Flood {
  public:
-  Flood(asio::io_context& io, tcp::endpoint target, const char* from, unsigned n)
-      : io_(io), target_(target), from_(asio::ip::make_address(from)) {
-    for (unsigned i = 0; i < n; ++i) dial();
+  Flood(tcp::endpoint target, const char* from, unsigned n)
+      : target_(target), from_(asio::ip::make_address(from)), work_(asio::make_work_guard(io_)) {
+    asio::post(io_, [this, n] {
+      for (unsigned i = 0; i < n; ++i) dial();
+    });
+    thread_ = std::thread([this] { io_.run(); });
   }
-  ~Flood() { stopped_ = true; for (auto& s : socks_) { boost::system::error_code ec; s->close(ec); } }
-  std::uint64_t dials() const { return dials_; }
+  ~Flood() {
+    asio::post(io_, [this] {
+      stopped_ = true;
+      for (auto& s : socks_) {
+        boost::system::error_code ec;
+        s->close(ec);
+      }
+      socks_.clear();
+      work_.reset();
+    });
+    thread_.join();
+  }
+  std::uint64_t dials() const { return dials_.load(); }
 
  private:
   void dial() {
@@ -55,12 +76,14 @@ class Flood {
     socks_.remove(s);
     dial();
   }
-  asio::io_context& io_;
+  asio::io_context io_;
   tcp::endpoint target_;
   asio::ip::address from_;
-  std::list<std::shared_ptr<tcp::socket>> socks_;
-  std::uint64_t dials_ = 0;
-  bool stopped_ = false;
+  asio::executor_work_guard<asio::io_context::executor_type> work_;
+  std::list<std::shared_ptr<tcp::socket>> socks_;  // the flood's thread only
+  std::atomic<std::uint64_t> dials_{0};
+  bool stopped_ = false;                            // the flood's thread only
+  std::thread thread_;
 };
 
 void raise_nofile() {
@@ -78,7 +101,7 @@ TEST(Robustness, AFloodOfIdleConnectionsFromOneAddressDoesNotKeepACpeOut) {
   g.handshake_timeout = 2000ms;
   tunnel::Gateway gw(io, std::move(g));
   gw.start();
-  Flood flood(io, gw.local_endpoint(), "127.0.0.3", 500);
+  Flood flood(gw.local_endpoint(), "127.0.0.3", 500);
   run_for(io, 1000ms);  // the flood is in full swing: every pending slot it may hold is taken
   const auto t0 = std::chrono::steady_clock::now();
   tunnel::Client cpe(io, test_client(ctun, gw.local_endpoint(), "cpe-1", "10.1.0.0/16"));
