@@ -77,9 +77,13 @@ int open_if(const char* ifname) {
     perror("linkem: set up packet socket");
     std::exit(1);
   }
+  // Drops in the emulator's own socket would be loss nobody configured: force
+  // 4 MiB past net.core.{r,w}mem_max (linkem runs as root in the testbed).
   int buf = 4 << 20;
-  setsockopt(fd, SOL_SOCKET, SO_RCVBUF, &buf, sizeof buf);
-  setsockopt(fd, SOL_SOCKET, SO_SNDBUF, &buf, sizeof buf);
+  if (setsockopt(fd, SOL_SOCKET, SO_RCVBUFFORCE, &buf, sizeof buf) < 0)
+    setsockopt(fd, SOL_SOCKET, SO_RCVBUF, &buf, sizeof buf);
+  if (setsockopt(fd, SOL_SOCKET, SO_SNDBUFFORCE, &buf, sizeof buf) < 0)
+    setsockopt(fd, SOL_SOCKET, SO_SNDBUF, &buf, sizeof buf);
   return fd;
 }
 

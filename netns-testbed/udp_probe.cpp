@@ -165,8 +165,12 @@ int do_recv(const Args& a) {
   if (!parse_addr(a.addr, bind_to, blen)) die("bad --bind " + a.addr);
   const int fd = socket(bind_to.ss_family, SOCK_DGRAM, 0);
   if (fd < 0) die("socket");
+  // The probe measures the tunnel, not its own socket: a replay burst after a
+  // resume must not overflow a receive buffer capped at net.core.rmem_max
+  // (212992 on a fresh machine), so force 8 MiB as root, ask otherwise.
   int rcvbuf = 8 << 20;
-  setsockopt(fd, SOL_SOCKET, SO_RCVBUF, &rcvbuf, sizeof rcvbuf);
+  if (setsockopt(fd, SOL_SOCKET, SO_RCVBUFFORCE, &rcvbuf, sizeof rcvbuf) < 0)
+    setsockopt(fd, SOL_SOCKET, SO_RCVBUF, &rcvbuf, sizeof rcvbuf);
   if (bind(fd, reinterpret_cast<sockaddr*>(&bind_to), blen) < 0) die("bind " + a.addr + ": " + std::strerror(errno));
   std::printf("{\"ready\":true}\n");
   std::fflush(stdout);
