@@ -37,6 +37,9 @@ if probe_ns; then
   want "veth (CONFIG_VETH)" "ip -n $ns link add v0 type veth peer name v1" "CONFIG_VETH"
   want "bridge (CONFIG_BRIDGE)" "ip -n $ns link add b0 type bridge" "CONFIG_BRIDGE"
   want "tbf qdisc (CONFIG_NET_SCH_TBF)" "ip -n $ns link set v0 up && tc -n $ns qdisc add dev v0 root tbf rate 1mbit burst 4k latency 50ms" "CONFIG_NET_SCH_TBF"
+  want "htb qdisc and u32 filter (CONFIG_NET_SCH_HTB, CONFIG_NET_CLS_U32; shaping)" \
+    "tc -n $ns qdisc replace dev v0 root handle 1: htb && tc -n $ns filter add dev v0 parent 1: prio 1 protocol ip u32 match ip dst 192.0.2.1/32 flowid 1:2" \
+    "CONFIG_NET_SCH_HTB, CONFIG_NET_CLS_U32"
   want "nft bridge + numgen" nft_bridge "CONFIG_NF_TABLES_BRIDGE, CONFIG_NFT_NUMGEN"
   want "net.mptcp.blackhole_timeout" "ip netns exec $ns sysctl -w net.mptcp.blackhole_timeout=0" "kernel 6.12+; optional"
 else

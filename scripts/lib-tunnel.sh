@@ -5,16 +5,18 @@
 # tunnel_up WHO [extra flags for both ends...]: a fresh key, bound at the
 # gateway to the CPE's id and prefixes; the gateway in gw and the CPE in cpe
 # (IPv4 and IPv6), then waits up to 10 s for two subflows; on failure prints
-# both logs and exits 1.
+# both logs and exits 1. The CPE's path flags are CPE_PATHS (default
+# "--path dsl --path lte"); GW_FLAGS are extra flags for the gateway only.
 tunnel_up() {
   local who=$1 n=0; shift
   # The CPE's key (64 hex digits) and the gateway's line binding its id to its prefixes.
   (umask 077; head -c 32 /dev/urandom | od -An -tx1 | tr -d ' \n' >"$WORK/psk"; echo >>"$WORK/psk"
    printf '%s %s %s\n' "$who-cpe" "$(tr -d '\n' <"$WORK/psk")" 198.18.10.0/24,fd00:10::/64 >"$WORK/gw.keys")
   $TB exec gw "$TUNNELD" server --listen 198.18.0.1:7000 --tun ha0 --psk-file "$WORK/gw.keys" \
-    --tun-address 198.18.100.2/30 --tun-address fd00:100::2/64 --status-socket "$WORK/gw.sock" "$@" \
+    --tun-address 198.18.100.2/30 --tun-address fd00:100::2/64 --status-socket "$WORK/gw.sock" ${GW_FLAGS:-} "$@" \
     >"$WORK/gw.log" 2>&1 &
-  $TB exec cpe "$TUNNELD" client --server 198.18.0.1:7000 --tun ha0 --path dsl --path lte --psk-file "$WORK/psk" \
+  # shellcheck disable=SC2086
+  $TB exec cpe "$TUNNELD" client --server 198.18.0.1:7000 --tun ha0 ${CPE_PATHS:---path dsl --path lte} --psk-file "$WORK/psk" \
     --id "$who-cpe" --prefix 198.18.10.0/24 --prefix fd00:10::/64 \
     --tun-address 198.18.100.1/30 --tun-address fd00:100::1/64 --status-socket "$WORK/cpe.sock" "$@" \
     >"$WORK/cpe.log" 2>&1 &

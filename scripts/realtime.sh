@@ -14,24 +14,32 @@
 # over time across the steps and the cuts. Not a test: it prints numbers.
 # Needs root, a build (tunneld, linkem), irtt, iperf3, gnuplot, jq.
 #
-#   sudo ./scripts/realtime.sh [--seconds N] [--out DIR] [--tunnel-flags "FLAGS"] [--quick]
+#   sudo ./scripts/realtime.sh [--seconds N] [--out DIR] [--tunnel-flags "FLAGS"] [--quick] [--no-shape]
 #     --seconds       length of each irtt run (default 10, 6..30)
 #     --out           where the PNG, the plot data and the table go
 #                     (default: build/realtime)
 #     --tunnel-flags  extra flags for both tunneld ends
 #     --quick         EF steps only (no unmarked repeats)
+#     --no-shape      no egress shaping: the CPE's paths without their
+#                     rates (--path dsl instead of --path
+#                     dsl,up=5mbit,down=20mbit), the gateway without
+#                     --shape-downlink dsl --shape-downlink lte
 set -euo pipefail
 ROOT="$(cd "$(dirname "$0")/.." && pwd)"
 SECS=10
 OUT="$ROOT/build/realtime"
 FLAGS=""
 QUICK=0
+# The hybrid profile's rates (netns-testbed/testbed, profile hybrid).
+CPE_PATHS="--path dsl,up=5mbit,down=20mbit --path lte,up=10mbit,down=30mbit"
+GW_FLAGS="--shape-downlink dsl --shape-downlink lte"
 while (($#)); do
   case $1 in
     --seconds) SECS=$2; shift 2 ;;
     --out) OUT=$2; shift 2 ;;
     --tunnel-flags) FLAGS=$2; shift 2 ;;
     --quick) QUICK=1; shift ;;
+    --no-shape) CPE_PATHS="--path dsl --path lte"; GW_FLAGS=""; shift ;;
     *) sed -n '2,22p' "$0"; exit 2 ;;
   esac
 done
@@ -155,7 +163,7 @@ cut() {
 }
 
 EF=0xb8
-echo "realtime benchmark, prefix $P, hybrid profile, irtt -i 20ms -l 160 -d ${SECS}s${FLAGS:+; tunneld $FLAGS}" >&2
+echo "realtime benchmark, prefix $P, hybrid profile, irtt -i 20ms -l 160 -d ${SECS}s; CPE $CPE_PATHS; gateway ${GW_FLAGS:-(no shaping)}${FLAGS:+; tunneld $FLAGS}" >&2
 : >"$WORK/results"
 irtt_run dsl-alone $EF
 # shellcheck disable=SC2086  # FLAGS is a list of flags

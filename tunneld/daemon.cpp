@@ -187,6 +187,7 @@ int run_server(const ServerOptions& o) {
                                    : static_cast<std::size_t>(::sysconf(_SC_PHYS_PAGES)) *
                                          static_cast<std::size_t>(::sysconf(_SC_PAGESIZE)) / 2;
   if (gc.memory_limit) spdlog::info("memory limit {} bytes of session buffers", gc.memory_limit);
+  gc.shape_downlink = o.shape_downlink;
   gc.protection = {o.integrity_only, o.require_protection};
   // A session's links (usually one or two), each pending handshake, the
   // TUN, listeners, netlink and status sockets, handler pipes.
@@ -228,8 +229,7 @@ int run_client(const ClientOptions& o) {
   cc.servers = o.servers;
   cc.id = o.id;
   cc.prefixes = o.prefixes;
-  for (const auto& p : o.paths) cc.paths.push_back({p, 0});
-  for (const auto& p : o.backup_paths) cc.paths.push_back({p, tunnel::uapi::kPmAddrFlagBackup});
+  cc.paths = o.paths;
   cc.connect_timeout = o.connect_timeout;
   cc.reconnect_max = o.reconnect_max;
   cc.path_retry = o.path_retry;

@@ -3,6 +3,8 @@
 
 #include <tunnel/control_wire.hpp>
 #include <tunnel/handshake.hpp>
+#include <tunnel/mptcp_uapi.hpp>
+#include <tunnel/path_rate.hpp>
 #include <tunnel/wire.hpp>
 
 #include <unistd.h>
@@ -183,6 +185,16 @@ boost::asio::ip::tcp::endpoint endpoint_flag(const std::string& v, const char* f
   } catch (const std::invalid_argument& e) {
     throw CLI::ValidationError(flag, e.what());
   }
+}
+
+tunnel::PathSpec path_flag(const std::string& v, const char* flag) {
+  const auto p = tunnel::parse_path_spec(v);
+  if (p.error != tunnel::RateError::ok)
+    throw CLI::ValidationError(flag, "'" + v + "' at offset " + std::to_string(p.at) + ": " +
+                                         std::string(tunnel::to_string(p.error)) + " (IFNAME[,up=RATE][,down=RATE])");
+  tunnel::PathSpec s{std::string(p.spec.name), 0, p.spec.up_bps, p.spec.down_bps};
+  if (std::string_view(flag) == "--backup-path") s.flags = tunnel::uapi::kPmAddrFlagBackup;
+  return s;
 }
 
 // --id, or the host name when empty; 1..64 printable ASCII characters.

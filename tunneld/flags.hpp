@@ -30,6 +30,9 @@ void add_common(CLI::App* app, CommonOptions& o, Raw& raw);
 void finish_common(CommonOptions& o, const Raw& raw);
 // ADDR:PORT or [ADDR6]:PORT. Throws CLI::ValidationError naming `flag`.
 boost::asio::ip::tcp::endpoint endpoint_flag(const std::string& v, const char* flag);
+// --path / --backup-path: IFNAME[,up=RATE][,down=RATE]. A backup path gets
+// the MPTCP backup flag. Throws CLI::ValidationError naming `flag`.
+tunnel::PathSpec path_flag(const std::string& v, const char* flag);
 // --id, or the host name when empty; 1..64 printable ASCII characters. Throws CLI::ValidationError.
 std::string checked_id(std::string id);
 // A byte count in [min, max]. Throws CLI::ValidationError naming `flag`.

@@ -26,6 +26,7 @@ constexpr int kExitUsage = 2;
 using tunneld::add_common;
 using tunneld::checked_id;
 using tunneld::endpoint_flag;
+using tunneld::path_flag;
 using tunneld::finish_common;
 using tunneld::parse_size;
 using tunneld::Raw;
@@ -71,6 +72,10 @@ int main(int argc, char** argv) {
       ->capture_default_str()
       ->check(CLI::Range(1u, 100000u));
   std::string memory_limit;
+  srv->add_option("--shape-downlink", so.shape_downlink,
+                  "Interface toward the CPEs whose egress tunneld shapes (replacing its root qdisc), repeatable: "
+                  "each CPE path at 95% of the downlink rate its CPE announces (--path NAME,down=RATE), realtime "
+                  "first; other traffic unshaped");
   srv->add_option("--memory-limit", memory_limit,
                   "Bytes the sessions' buffers may hold in all; over it new sessions are refused ('gateway full') "
                   "and replay buffers shed, oldest frames first (drop_memory). 0: none. Default: half the RAM");
@@ -92,11 +97,15 @@ int main(int argc, char** argv) {
   cli->add_option("--group", co.groups,
                   "Control message group this CPE is in (`tunneld send --group NAME` on the gateway reaches it); "
                   "repeatable, at most 16, each 1-64 characters of [A-Za-z0-9._-]");
-  cli->add_option("--path", co.paths,
-                  "WAN interface to open a subflow on; repeatable. It need not exist or have an address yet: "
-                  "it joins when it gets one (followed through rtnetlink)")
+  std::vector<std::string> path_raw, backup_path_raw;
+  cli->add_option("--path", path_raw,
+                  "WAN interface to open a subflow on, IFNAME[,up=RATE][,down=RATE] (RATE as tc: 4mbit, 800kbit); "
+                  "repeatable. It need not exist or have an address yet: it joins when it gets one (followed "
+                  "through rtnetlink). With up=, tunneld shapes the interface's egress (replacing its root qdisc) "
+                  "to 95% of RATE with realtime first, so realtime does not wait behind bulk in the line's buffer")
       ->required();
-  cli->add_option("--backup-path", co.backup_paths, "WAN interface used only when no --path works; repeatable");
+  cli->add_option("--backup-path", backup_path_raw,
+                  "WAN interface used only when no --path works, same form as --path; repeatable");
   cli->add_option("--connect-timeout", connect_timeout_ms, "Milliseconds before a connect attempt is abandoned")
       ->capture_default_str()
       ->check(CLI::Range(100u, 120000u));
@@ -172,6 +181,8 @@ int main(int argc, char** argv) {
           throw CLI::ValidationError("--prefix", e.what());
         }
       }
+      for (const auto* raw : {&path_raw, &backup_path_raw})
+        for (const auto& v : *raw) co.paths.push_back(path_flag(v, raw == &path_raw ? "--path" : "--backup-path"));
       co.id = checked_id(co.id);
       if (co.groups.size() > tunnel::hs::kMaxGroups) throw CLI::ValidationError("--group", "at most 16 groups");
       for (const auto& g : co.groups)

@@ -3,6 +3,7 @@
 
 #include <tunnel/address.hpp>
 #include <tunnel/class_rules.hpp>
+#include <tunnel/path_setup.hpp>
 
 #include <boost/asio/ip/tcp.hpp>
 
@@ -60,6 +61,7 @@ struct ServerOptions : CommonOptions {
   // buffer makes the gateway shed instead of meeting the OOM killer.
   std::optional<std::size_t> memory_limit;
   std::chrono::milliseconds handshake_timeout{5000};
+  std::vector<std::string> shape_downlink;  // interfaces whose egress is shaped per CPE path
 };
 
 struct ClientOptions : CommonOptions {
@@ -67,8 +69,7 @@ struct ClientOptions : CommonOptions {
   std::string id;                              // default: the host name
   std::vector<tunnel::Prefix> prefixes;        // inner prefixes announced to the gateway
   std::vector<std::string> groups;             // control message groups announced to the gateway
-  std::vector<std::string> paths;
-  std::vector<std::string> backup_paths;
+  std::vector<tunnel::PathSpec> paths;         // --path then --backup-path, flags and rates set
   std::chrono::milliseconds connect_timeout{5000};
   std::chrono::milliseconds reconnect_max{1000};
   std::chrono::milliseconds path_retry{2000};

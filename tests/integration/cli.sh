@@ -35,6 +35,8 @@ expect_bad "--notsent-lowat above 64 MiB" "--notsent-lowat" "${base[@]}" --notse
 expect_bad "--socket-rcvbuf below 64 KiB" "--socket-rcvbuf.*65536" "${base[@]}" --socket-rcvbuf 1000
 expect_bad "prefix length 33" "--prefix.*10.0.0.0/33" client --server 192.0.2.1:7000 --tun cli0 --path wan0 \
   --prefix 10.0.0.0/33 --insecure-no-auth
+expect_bad "a path rate without a unit" "--path.*wan1,up=5. at offset 8: a rate is" "${base[@]}" --path wan1,up=5
+expect_bad "a backup path with an unknown key" "--backup-path.*speed" "${base[@]}" --backup-path wan1,speed=5mbit
 expect_bad "no key and no --insecure-no-auth" "--psk-file" server --listen 192.0.2.1:7000 --tun cli0
 expect_bad "no subcommand" "subcommand"
 

@@ -58,6 +58,7 @@ make_gateway_keys() {
 }
 make_key "$WORK/psk"
 CPE_PREFIXES=(--prefix 198.18.10.0/24 --prefix fd00:10::/64)
+CPE_PATHS=(--path dsl --path lte)  # a test may set rates (--path dsl,up=5mbit,down=20mbit)
 make_gateway_keys "$WORK/gw.keys" cpe1 "$WORK/psk" 198.18.10.0/24,fd00:10::/64
 
 # start_gateway [extra server flags...] / start_cpe [extra client flags...]:
@@ -71,7 +72,7 @@ start_gateway() {
   GW_PID=$!
 }
 start_cpe() {
-  $TB exec cpe "$TUNNELD" client --server 198.18.0.1:7000 --tun ha0 --path dsl --path lte \
+  $TB exec cpe "$TUNNELD" client --server 198.18.0.1:7000 --tun ha0 "${CPE_PATHS[@]}" \
     --tun-address 198.18.100.1/30 --tun-address fd00:100::1/64 --status-socket "$WORK/cpe.sock" \
     --stats-interval 500 --path-retry 1000 --id cpe1 "${CPE_PREFIXES[@]}" --psk-file "${CPE_PSK:-$WORK/psk}" \
     "$@" >>"$WORK/cpe.log" 2>&1 &

@@ -81,6 +81,32 @@ TEST(ControlChannel, ReservedPrefixIsNotHandedToTheHandler) {
   EXPECT_EQ(c[0].status, Status::no_handler);
 }
 
+TEST(ControlChannel, OwnerBuiltinsAnswerTheirTopicsOnly) {
+  Pair p;  // with a handler program: tunneld.* still never reaches it
+  std::vector<std::string> seen;
+  p.cpe.set_builtin([&](std::string_view topic, std::span<const std::uint8_t> body) -> std::optional<BuiltinReply> {
+    seen.push_back(std::string(topic) + "=" + std::string(body.begin(), body.end()));
+    if (topic != "tunneld.downlink") return std::nullopt;
+    return BuiltinReply{body.empty() ? Status::failed : Status::done, "shaped"};
+  });
+  p.send(1, "tunneld.downlink", "1 20000000\n");
+  p.send(2, "tunneld.downlink", "");
+  p.send(3, "tunneld.reboot", "");
+  p.send(4, "tunneld.ping");  // answered before the owner is asked
+  pump(p.gw, p.cpe, p.now);
+  const auto c = completions(p.gw);
+  ASSERT_EQ(c.size(), 4u);
+  EXPECT_EQ(c[0].status, Status::done);
+  EXPECT_EQ(c[0].exit_code, 0);
+  EXPECT_EQ(text_of(c[0].body), "shaped");
+  EXPECT_EQ(c[1].status, Status::failed);
+  EXPECT_EQ(c[1].exit_code, kNoExit);
+  EXPECT_EQ(c[2].status, Status::no_handler);
+  EXPECT_EQ(text_of(c[3].body), "pong");
+  EXPECT_EQ((std::vector<std::string>{"tunneld.downlink=1 20000000\n", "tunneld.downlink=", "tunneld.reboot="}), seen);
+  EXPECT_FALSE(p.cpe.next_task().has_value());
+}
+
 TEST(ControlChannel, TasksRunOneAtATimeInArrivalOrder) {
   Pair p;
   for (std::uint64_t id = 10; id < 15; ++id) p.send(id, "t" + std::to_string(id), "body" + std::to_string(id));

@@ -1,5 +1,4 @@
 #include <tunnel/codel.hpp>
-#include <tunnel/pacer.hpp>
 #include <tunnel/path_rate.hpp>
 
 #include <gtest/gtest.h>
@@ -50,46 +49,6 @@ TEST(CoDel, ResetForgetsTheEpisode) {
   for (int i = 0; i < 100; ++i) ASSERT_FALSE(c.drop(t0 + 200ms + i * 1ms, 20ms, 100000));
 }
 
-TEST(Pacer, HoldsTheRateOverTime) {
-  Pacer p(8'000'000, 3000, t0);  // 1 MB/s, a 3000-byte bucket
-  auto t = t0;
-  std::uint64_t bytes = 0;
-  for (int guard = 0; guard < 100000 && t < t0 + 1s; ++guard) {
-    if (p.ready(t)) {
-      p.sent(t, 1000);
-      bytes += 1000;
-    } else {
-      t += p.wait(t);
-    }
-  }
-  // One second at 1 MB/s plus the initial bucket (and one packet of debt).
-  EXPECT_GE(bytes, 1'000'000u);
-  EXPECT_LE(bytes, 1'005'000u);
-}
-
-TEST(Pacer, WaitIsExact) {
-  Pacer p(8'000'000, 1000, t0);
-  p.sent(t0, 1000);
-  p.sent(t0, 500);  // 500 bytes of debt: 0.5 ms at 1 MB/s
-  EXPECT_FALSE(p.ready(t0));
-  EXPECT_EQ(p.wait(t0), 500us);
-  EXPECT_TRUE(p.ready(t0 + 500us));
-}
-
-TEST(Pacer, ZeroRateIsUnpacedAndLongIdleDoesNotOverflow) {
-  Pacer p;
-  EXPECT_TRUE(p.ready(t0));
-  p.sent(t0, 1'000'000);
-  EXPECT_TRUE(p.ready(t0));
-  Pacer q(100'000'000'000ull, 65535, t0);
-  q.sent(t0, 65535);
-  EXPECT_TRUE(q.ready(t0 + std::chrono::hours(24 * 365)));
-  q.sent(t0 + std::chrono::hours(24 * 365), 65535);
-  EXPECT_TRUE(q.ready(t0 + std::chrono::hours(24 * 365)));  // the bucket was full, not more
-  q.sent(t0 + std::chrono::hours(24 * 365), 1);
-  EXPECT_FALSE(q.ready(t0 + std::chrono::hours(24 * 365)));
-}
-
 TEST(PathRate, ParsesRates) {
   EXPECT_EQ(parse_rate("20mbit"), 20'000'000u);
   EXPECT_EQ(parse_rate("5mbit"), 5'000'000u);
@@ -131,10 +90,18 @@ TEST(PathRate, ParsesPathSpecs) {
   }
 }
 
-TEST(PathRate, BulkPaceRateIsBelowTheSumOrUnpaced) {
-  PathSpec paths[2] = {parse_path_spec("dsl,down=20mbit,up=5mbit").spec, parse_path_spec("lte,down=30mbit,up=10mbit").spec};
-  EXPECT_EQ(bulk_pace_rate(paths, 2, true, 950), 47'500'000u);
-  EXPECT_EQ(bulk_pace_rate(paths, 2, false, 950), 14'250'000u);
-  paths[1].up_bps = 0;
-  EXPECT_EQ(bulk_pace_rate(paths, 2, false, 950), 0u);
+TEST(PathRate, DownlinkRatesRoundTrip) {
+  const LinkRate in[] = {{1, 20'000'000}, {2, 30'000'000}};
+  const std::string body = format_downlink_rates(in);
+  EXPECT_EQ(body, "1 20000000\n2 30000000\n");
+  std::vector<LinkRate> out;
+  ASSERT_TRUE(parse_downlink_rates(body, out));
+  ASSERT_EQ(out.size(), 2u);
+  EXPECT_EQ(out[1].link, 2u);
+  EXPECT_EQ(out[1].bps, 30'000'000u);
+  EXPECT_TRUE(parse_downlink_rates("", out));
+  EXPECT_TRUE(out.empty());
+  for (const char* bad : {"1 20000000", "0 5\n", "256 5\n", "1 0\n", "1 05\n", "1  5\n", "1 5\n1 6\n",
+                          "x 5\n", "1 1000000000001\n", "1 -5\n", "1\n"})
+    EXPECT_FALSE(parse_downlink_rates(bad, out)) << bad;
 }

@@ -103,6 +103,9 @@ class Client final : public Node {
   void handshake_failed(unsigned i, Fault f, std::string_view detail);
   void schedule_retry(unsigned i, std::string_view why);
   void restart_joins();
+  // Tells a new session's gateway the downlink rate of each path with a
+  // realtime link (tunneld.downlink, for its downlink shaping).
+  void announce_downlink();
   std::size_t pick_server() const;
   void path_changed(std::size_t path, bool up);
   // Link `i` is the realtime link of a managed path.

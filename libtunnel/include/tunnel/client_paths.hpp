@@ -7,6 +7,10 @@
 // the new one added at once; carrier or address loss removes the endpoint
 // at once (MPTCP moves the data to the other subflows).
 //
+// A path with an uplink rate (PathSpec::up_bps) has its egress shaped to
+// kShapePermille of it when it comes up (shaper.hpp), and again when its
+// interface comes back with a new index; the shaping goes with stop().
+//
 // A path that is up but carries no subflow (the in-kernel PM does not
 // re-create a subflow that closed) has its endpoint rebuilt, at most every
 // `retry`.
@@ -34,6 +38,7 @@ class ClientPaths {
   using Clock = std::chrono::steady_clock;
   // Called when a path comes up (it has an address) or goes down.
   using OnChange = std::function<void(std::size_t path, bool up)>;
+  static constexpr std::uint64_t kShapePermille = 950;
 
   ClientPaths(boost::asio::io_context& io, netlink::MptcpPm& pm, std::vector<PathSpec> specs, FamilyPolicy policy,
               std::chrono::milliseconds retry, OnChange on_change);
@@ -75,6 +80,7 @@ class ClientPaths {
  private:
   void wait();
   void apply(const std::vector<PathDecision>& ds);
+  void shape(std::size_t path, int ifindex);
   std::uint32_t flags_for(std::size_t path, const boost::asio::ip::address& a) const;
 
   boost::asio::io_context& io_;
@@ -87,6 +93,7 @@ class ClientPaths {
   std::optional<boost::asio::posix::stream_descriptor> sd_;
   std::vector<int> missing_;                     // periodic checks in a row an up path carried no subflow
   std::vector<Clock::time_point> last_rebuild_;
+  std::vector<int> shaped_;  // per path: the ifindex whose egress we shaped, 0: none
   bool stopped_ = false;
   int primary_ = 0;  // AF_UNSPEC: not known yet
 };

@@ -64,6 +64,16 @@ struct ChannelConfig {
 // loop, once per such message.
 using StatusProvider = std::function<std::string()>;
 
+// A built-in topic the owner answers (e.g. tunneld.downlink on a gateway),
+// on the event loop: nullopt when it does not know `topic`, else the status
+// and body of the result.
+struct BuiltinReply {
+  Status status = Status::done;
+  std::string body;
+};
+using BuiltinHandler =
+    std::function<std::optional<BuiltinReply>(std::string_view topic, std::span<const std::uint8_t> body)>;
+
 enum class SendError : std::uint8_t {
   ok,
   bad_id,        // msg_id is 0
@@ -130,6 +140,8 @@ struct ChannelCounters {
 class ControlChannel {
  public:
   explicit ControlChannel(ChannelConfig cfg = {}, StatusProvider status = {});
+  // Topics under "tunneld." other than ping and status go to `h` first.
+  void set_builtin(BuiltinHandler h) { builtin_ = std::move(h); }
 
   // Queues a message for the peer; it goes out when connected.
   SendError send(std::uint64_t msg_id, std::string_view topic, std::span<const std::uint8_t> body,
@@ -199,6 +211,7 @@ class ControlChannel {
 
   ChannelConfig cfg_;
   StatusProvider status_;
+  BuiltinHandler builtin_;
   bool connected_ = false;
   bool ended_ = false;
 

@@ -37,6 +37,7 @@
 #include <functional>
 #include <map>
 #include <memory>
+#include <optional>
 #include <span>
 #include <string>
 #include <string_view>
@@ -69,6 +70,10 @@ class ControlHub {
 
   // The text `tunneld.status` answers (the status JSON).
   void set_status(StatusProvider p) { status_ = std::move(p); }
+  // Other built-in topics, answered by the owner for the session they came on.
+  using Builtin = std::function<std::optional<BuiltinReply>(Session&, std::string_view topic,
+                                                            std::span<const std::uint8_t> body)>;
+  void set_builtin(Builtin b) { builtin_ = std::move(b); }
 
   // ---- the node's events (see above)
   void attached(Session& s, Link& l, Clock::time_point now);
@@ -127,6 +132,7 @@ class ControlHub {
   HubConfig cfg_;
   PeerName peer_name_;
   StatusProvider status_;
+  Builtin builtin_;
   HandlerRunner runner_;
   MessageStore store_;
   MsgIdSource ids_;

@@ -28,13 +28,14 @@
 #include <tunnel/log_limit.hpp>
 #include <tunnel/node.hpp>
 #include <tunnel/path_setup.hpp>
+#include <tunnel/shaper.hpp>
 #include <tunnel/suite.hpp>
 
 #include <boost/asio/ip/tcp.hpp>
 
+#include <map>
 #include <memory>
 #include <optional>
-#include <map>
 #include <set>
 #include <string>
 #include <unordered_map>
@@ -71,6 +72,11 @@ struct GatewayConfig {
   // pass), and on the tick replay buffers are shed, the oldest frame of all
   // sessions first (counted in drop_memory), until the sum is below it.
   std::size_t memory_limit = 0;
+  // The interfaces toward the CPEs whose egress is shaped per CPE path
+  // (shaper.hpp, DownlinkShaper) at kShapePermille of the downlink rate the
+  // CPE announces (tunneld.downlink, path_rate.hpp); empty: no shaping.
+  std::vector<std::string> shape_downlink;
+  static constexpr std::uint64_t kShapePermille = 950;
   static constexpr std::size_t kSessionEstimate = 16 * 1024;
 };
 
@@ -110,6 +116,18 @@ class Gateway final : public Node {
   bool accept_link(const ConnPtr& hc, Session& s, Link& l, const hs::Hello& hello, std::uint8_t version,
                    hs::KeyView key, const hs::Nonce& server_nonce, bool resumed, SuiteBytes suite);
   void destroy(std::uint64_t sid, std::string_view why, std::uint64_t& counter);
+  // Downlink shaping (gateway_shaping.cpp): the tunneld.downlink built-in,
+  // a link that joined (shaped if its path has a rate), a session that ends.
+  std::optional<control::BuiltinReply> on_builtin(Session& s, std::string_view topic,
+                                                  std::span<const std::uint8_t> body);
+  void shape_link(Session& s, Link& l);
+  void unshape(std::uint64_t sid);
+  struct Shaped {
+    std::vector<std::uint64_t> rate;                          // by link index; 0: none announced
+    std::vector<std::optional<boost::asio::ip::address>> at;  // by link index: the address shaped for it
+  };
+  std::optional<shaper::DownlinkShaper> shaper_;
+  std::unordered_map<std::uint64_t, Shaped> shaped_;
   void account_memory();  // sums memory_ and sheds over the limit (on the tick)
   std::size_t memory_ = 0;
 

@@ -4,7 +4,10 @@
 
 #include <cstddef>
 #include <cstdint>
+#include <span>
+#include <string>
 #include <string_view>
+#include <vector>
 
 namespace tunnel {
 
@@ -21,7 +24,7 @@ std::string_view to_string(RateError e) noexcept;
 // decimal fraction is allowed ("1.5mbit"). Returns 0 on error.
 std::uint64_t parse_rate(std::string_view s) noexcept;
 
-struct PathSpec {
+struct PathRateSpec {
   std::string_view name;       // points into the parsed text
   std::uint64_t down_bps = 0;  // 0: not given (unknown)
   std::uint64_t up_bps = 0;
@@ -30,14 +33,24 @@ struct PathSpec {
 struct PathParse {
   RateError error = RateError::ok;
   std::size_t at = 0;  // offset of the wrong part
-  PathSpec spec;
+  PathRateSpec spec;
 };
 
 // "IFNAME[,down=RATE][,up=RATE]".
 PathParse parse_path_spec(std::string_view text) noexcept;
 
-// The bulk pacing rate for the summed path rates: `permille` of the sum
-// (e.g. 950), 0 (unpaced) when any path's rate is unknown.
-std::uint64_t bulk_pace_rate(const PathSpec* paths, std::size_t n, bool downlink, unsigned permille) noexcept;
+// The built-in control topic by which a CPE tells its gateway each path's
+// downlink rate, for the gateway's downlink shaping. Body: one line per path,
+// "LINK RATE\n", LINK the path's realtime link (1..255), RATE in bit/s
+// (decimal, 1..10^12), each link at most once, at most 255 lines.
+inline constexpr std::string_view kDownlinkTopic = "tunneld.downlink";
+
+struct LinkRate {
+  unsigned link = 0;
+  std::uint64_t bps = 0;
+};
+std::string format_downlink_rates(std::span<const LinkRate> rates);
+// False (and `out` unspecified) when `body` is not in the form above.
+bool parse_downlink_rates(std::string_view body, std::vector<LinkRate>& out);
 
 }  // namespace tunnel

@@ -23,7 +23,9 @@ namespace tunnel {
 
 struct PathSpec {
   std::string ifname;
-  std::uint32_t flags = 0;  // added to kPmAddrFlagSubflow, e.g. backup, fullmesh
+  std::uint32_t flags = 0;     // added to kPmAddrFlagSubflow, e.g. backup, fullmesh
+  std::uint64_t up_bps = 0;    // the line's uplink rate; nonzero: egress shaped below it (shaper.hpp)
+  std::uint64_t down_bps = 0;  // the line's downlink rate; 0: unknown
 };
 
 // What an endpoint operation did. Closed set.

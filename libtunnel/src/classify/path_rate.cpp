@@ -77,14 +77,39 @@ PathParse parse_path_spec(std::string_view text) noexcept {
   return r;
 }
 
-std::uint64_t bulk_pace_rate(const PathSpec* paths, std::size_t n, bool downlink, unsigned permille) noexcept {
-  std::uint64_t sum = 0;
-  for (std::size_t i = 0; i < n; ++i) {
-    const std::uint64_t v = downlink ? paths[i].down_bps : paths[i].up_bps;
-    if (v == 0) return 0;
-    sum += v;
+std::string format_downlink_rates(std::span<const LinkRate> rates) {
+  std::string out;
+  for (const auto& r : rates) out += std::to_string(r.link) + ' ' + std::to_string(r.bps) + '\n';
+  return out;
+}
+
+bool parse_downlink_rates(std::string_view body, std::vector<LinkRate>& out) {
+  out.clear();
+  // A decimal number of 1..max_digits digits, no sign, no leading zero.
+  const auto number = [](std::string_view t, std::size_t max_digits, std::uint64_t& v) {
+    if (t.empty() || t.size() > max_digits || t[0] == '0') return false;
+    v = 0;
+    for (char c : t) {
+      if (c < '0' || c > '9') return false;
+      v = v * 10 + static_cast<std::uint64_t>(c - '0');
+    }
+    return true;
+  };
+  while (!body.empty()) {
+    const auto nl = body.find('\n');
+    if (nl == std::string_view::npos || out.size() == 255) return false;
+    const std::string_view line = body.substr(0, nl);
+    body.remove_prefix(nl + 1);
+    const auto sp = line.find(' ');
+    std::uint64_t link = 0, bps = 0;
+    if (sp == std::string_view::npos || !number(line.substr(0, sp), 3, link) || link > 255 ||
+        !number(line.substr(sp + 1), 13, bps) || bps > 1'000'000'000'000ULL)
+      return false;
+    for (const auto& r : out)
+      if (r.link == link) return false;
+    out.push_back({static_cast<unsigned>(link), bps});
   }
-  return sum / 1000 * permille;
+  return true;
 }
 
 }  // namespace tunnel

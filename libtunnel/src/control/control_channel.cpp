@@ -115,6 +115,9 @@ RxResult ControlChannel::on_message(std::span<const std::uint8_t> body) {
   } else if (m.topic == kStatus && status_) {
     const std::string text = status_();
     answer(m.msg_id, Status::done, 0, false, bytes(text));
+  } else if (std::optional<BuiltinReply> b; m.topic.starts_with(kBuiltinPrefix) && builtin_ &&
+                                             (b = builtin_(m.topic, m.body))) {
+    answer(m.msg_id, b->status, b->status == Status::done ? 0 : kNoExit, false, bytes(b->body));
   } else if (m.topic.starts_with(kBuiltinPrefix) || !cfg_.has_handler) {
     ++c_.refused;
     answer(m.msg_id, Status::no_handler, kNoExit, false, {});

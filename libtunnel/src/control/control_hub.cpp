@@ -77,6 +77,10 @@ ControlHub::PerSession& ControlHub::get(Session& s, Clock::time_point now) {
     cc.has_handler = has_handler();
     cc.result_timeout = cfg_.result_timeout;
     slot = std::make_unique<PerSession>(s, next_serial_++, cc, [this] { return status_ ? status_() : std::string(); });
+    slot->ch.set_builtin([this, sp = &s](std::string_view topic,
+                                         std::span<const std::uint8_t> body) -> std::optional<BuiltinReply> {
+      return builtin_ ? builtin_(*sp, topic, body) : std::nullopt;
+    });
   }
   if (slot->sid == 0) slot->sid = s.id();
   return *slot;

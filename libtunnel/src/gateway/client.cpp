@@ -1,6 +1,8 @@
 #include <tunnel/client.hpp>
 #include <tunnel/mptcp_uapi.hpp>
 #include <tunnel/path_check.hpp>
+#include <tunnel/path_rate.hpp>
+#include <tunnel/shaper.hpp>
 
 #include <fmt/format.h>
 #include <spdlog/spdlog.h>
@@ -190,7 +192,14 @@ void Client::connect(unsigned i) {
     schedule_retry(i, e.what());
     return;
   }
-  if (source) bind_source(c.sock->native_handle(), *source);
+  if (source) {
+    bind_source(c.sock->native_handle(), *source);
+    // A path's realtime link takes the realtime leaf of a shaped path
+    // (shaper.hpp); without shaping the priority changes nothing.
+    const int prio = static_cast<int>(shaper::kRealtimePriority);
+    if (::setsockopt(c.sock->native_handle(), SOL_SOCKET, SO_PRIORITY, &prio, sizeof prio) < 0)
+      spdlog::warn("{}: SO_PRIORITY: {}", link_name(i), std::strerror(errno));
+  }
   if (i == 0 && paths_) {  // from a path that is up: the first subflow must leave through one that works
     const int fam = server().address().is_v4() ? AF_INET : AF_INET6;
     paths_->set_primary_family(fam);
@@ -323,9 +332,24 @@ void Client::on_hello_ack(unsigned i, std::uint8_t v, const hs::Nonce& cn, const
                  ack->session_id, ep(c.target), gateway_id_.empty() ? "?" : gateway_id_, v,
                  attempts_before ? fmt::format(" after {} failed attempts", attempts_before) : "");
   attached(l, link_name(i));
+  if (i == 0 && !ack->resumed && v >= 4) announce_downlink();
   if (i == 0)
     for (unsigned k = 1; k < conns_.size(); ++k)
       if (!session_->link(k).connected() && !conns_[k]->hc && !conns_[k]->sock) connect(k);
+}
+
+void Client::announce_downlink() {
+  std::vector<LinkRate> rates;
+  for (std::size_t p = 0; p < ccfg_.paths.size(); ++p)
+    if (ccfg_.paths[p].down_bps && path_link(static_cast<unsigned>(1 + p)))
+      rates.push_back({static_cast<unsigned>(1 + p), ccfg_.paths[p].down_bps});
+  if (rates.empty() || !control()) return;
+  const std::string body = format_downlink_rates(rates);
+  const control::ControlHub::Target t{session_.get(), gateway_id_};
+  std::string error;
+  if (!control()->send({&t, 1}, {}, kDownlinkTopic,
+                       {reinterpret_cast<const std::uint8_t*>(body.data()), body.size()}, Clock::now(), error))
+    spdlog::warn("cannot announce the paths' downlink rates: {}", error);
 }
 
 // Link 0 started a new session: the joins of the old one are void.

@@ -1,5 +1,6 @@
 #include <tunnel/client_paths.hpp>
 #include <tunnel/mptcp_uapi.hpp>
+#include <tunnel/shaper.hpp>
 
 #include <spdlog/spdlog.h>
 
@@ -19,6 +20,7 @@ ClientPaths::ClientPaths(asio::io_context& io, netlink::MptcpPm& pm, std::vector
   mon_.emplace(std::move(names), policy);
   missing_.assign(specs_.size(), 0);
   last_rebuild_.assign(specs_.size(), {});
+  shaped_.assign(specs_.size(), 0);
 }
 
 ClientPaths::~ClientPaths() { stop(); }
@@ -47,6 +49,23 @@ void ClientPaths::stop() {
   if (sd_) sd_->cancel(ec);
   sd_.reset();
   setup_.reset();  // removes our endpoints, restores the limits
+  for (std::size_t i = 0; i < shaped_.size(); ++i)
+    if (shaped_[i] && shaper::remove(shaped_[i])) spdlog::info("path {}: egress shaping removed", name(i));
+  shaped_.assign(shaped_.size(), 0);
+}
+
+void ClientPaths::shape(std::size_t i, int ifindex) {
+  const auto& spec = specs_[i];
+  if (!spec.up_bps || ifindex == 0 || shaped_[i] == ifindex) return;
+  const std::uint64_t rate = spec.up_bps / 1000 * kShapePermille;
+  try {
+    shaper::install(ifindex, rate);
+    shaped_[i] = ifindex;
+    spdlog::info("path {}: egress shaped to {} kbit/s, realtime first", spec.ifname, rate / 1000);
+  } catch (const std::exception& e) {
+    spdlog::warn("path {}: cannot shape egress ({}); realtime may wait behind bulk in the line's buffer", spec.ifname,
+                 e.what());
+  }
 }
 
 void ClientPaths::wait() {
@@ -85,6 +104,7 @@ void ClientPaths::apply(const std::vector<PathDecision>& ds) {
       }
       case PathDecision::Kind::path_up:
         spdlog::info("path {}: up (ifindex {})", spec.ifname, d.ifindex);
+        shape(d.path, d.ifindex);
         if (on_change_) on_change_(d.path, true);
         break;
       case PathDecision::Kind::path_down:

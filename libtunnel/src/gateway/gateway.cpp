@@ -1,9 +1,11 @@
 #include <tunnel/gateway.hpp>
 #include <tunnel/mptcp_uapi.hpp>
+#include <tunnel/rtnl.hpp>
 
 #include <algorithm>
 
 #include <fmt/format.h>
+#include <fmt/ranges.h>
 #include <spdlog/spdlog.h>
 
 #include <netinet/in.h>
@@ -44,6 +46,16 @@ void Gateway::on_start() {
     acceptors_.push_back(std::move(acc));
     accept_next(*acceptors_.back());
   }
+  if (!gcfg_.shape_downlink.empty()) {
+    std::vector<int> ifs;
+    for (const auto& name : gcfg_.shape_downlink) ifs.push_back(rtnl::ifindex(name));
+    shaper_.emplace(std::move(ifs));
+    control_->set_builtin([this](Session& s, std::string_view topic, std::span<const std::uint8_t> body) {
+      return on_builtin(s, topic, body);
+    });
+    spdlog::info("downlink shaping on {}: each CPE path at {}% of the rate its CPE announces",
+                 fmt::join(gcfg_.shape_downlink, ", "), GatewayConfig::kShapePermille / 10);
+  }
   if (pm_ && dual) {
     for (const auto& l : gcfg_.listen) {
       netlink::Endpoint e;
@@ -75,6 +87,8 @@ void Gateway::on_stop() {
   }
   signal_ids_.clear();
   paths_.reset();
+  shaped_.clear();
+  shaper_.reset();  // removes the root qdisc and every class
 }
 
 tcp::endpoint Gateway::local_endpoint() const {
@@ -132,6 +146,7 @@ void Gateway::destroy(std::uint64_t sid, std::string_view why, std::uint64_t& co
   if (!why.empty())
     spdlog::warn("CPE '{}': session {:016x} destroyed: {}; {} buffered packets dropped", s.peer_id, sid, why,
                  s.buffered_packets());
+  unshape(sid);
   s.close();
   ++counter;
   retire(s);
@@ -321,8 +336,10 @@ void Gateway::on_hello(const ConnPtr& hc, const hs::Nonce& server_nonce, Fault f
     }
     Session& s = *it->second;
     Link& l = s.link(hello->link);
-    if (accept_link(hc, s, l, *hello, v, key, server_nonce, true, suite.bytes))
+    if (accept_link(hc, s, l, *hello, v, key, server_nonce, true, suite.bytes)) {
       spdlog::info("CPE '{}' from {}: link {} joined session {:016x}", s.peer_id, l.remote, l.index(), s.id());
+      shape_link(s, l);
+    }
     return;
   }
   std::uint64_t fresh = 0;
