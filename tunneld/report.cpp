@@ -39,11 +39,11 @@ std::string session_json(const tunnel::LinkCounters& c, const tunnel::ReplayCoun
       R"("drop_never_sent":{},"drop_session_ended":{},"replayed":{},"peak_buffered":{},"acked":{},)"
       R"("rx_packets":{},"rx_bytes":{},"rx_duplicates":{},"rx_rt_copies":{},"rx_missing":{},"drop_spoofed":{},)"
       R"("acks_sent":{},"acks_received":{},"tx_heartbeats":{},"rx_heartbeats":{},"drop_control":{},)"
-      R"("connections":{},"resumes":{},"send_calls":{},"drop_memory":{})",
+      R"("connections":{},"resumes":{},"send_calls":{},"drop_memory":{},"rx_forged":{})",
       c.tx_packets, c.tx_bytes, c.tx_frames, c.tx_compressed, c.drop_queue_full, c.drop_codel, r.drop_full, r.drop_age, r.drop_unsent, r.drop_cleared,
       c.replayed, c.peak_buffered, r.acked, c.rx_packets, c.rx_bytes, c.rx_duplicates, c.rx_rt_copies, c.rx_missing, c.drop_spoofed,
       c.acks_sent, c.acks_received, c.heartbeats_sent, c.heartbeats_received, c.drop_control, c.connections,
-      c.resumes, c.send_calls, r.drop_memory);
+      c.resumes, c.send_calls, r.drop_memory, c.rx_forged);
 }
 
 std::string conn_json(const std::optional<tunnel::ConnectionStats>& cs) {
