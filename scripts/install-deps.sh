@@ -16,7 +16,7 @@ TEST_PKGS=(
   iproute2 iputils-ping nftables iperf3 socat procps kmod
   clang libclang-rt-14-dev
   dnsmasq-base bind9-dnsutils sip-tester jq python3
-  irtt gnuplot-nox
+  irtt gnuplot-nox tcpdump
 )
 
 want=("${BUILD_PKGS[@]}")

@@ -46,11 +46,21 @@ echo "$KEY" >"$WORK/gw.keys"   # the any-id key line
 
 # Descriptors: the gateway reserves two a session (tunneld's RLIMIT_NOFILE
 # check: a bulk and a realtime link) plus the pending handshakes; a loader
-# uses two a session (its socket and its TUN duplicate). Without
-# CAP_SYS_RESOURCE the hard limit caps both: loaders are split into several
-# processes, and the count is capped (and says so) when the gateway cannot.
-HARD=$(ulimit -Hn)
+# uses two a session (its socket and its TUN duplicate). The hard limit is
+# raised to what the largest count needs (root with CAP_SYS_RESOURCE, up to
+# fs.nr_open); where it cannot be, it caps both: loaders are split into
+# several processes, and the count is capped (and says so) when the gateway
+# cannot have enough.
 PENDING=256
+MAX_COUNT=$(tr ' ' '\n' <<<"$COUNTS" | sort -n | tail -1)
+NEED=$((MAX_COUNT * 2 + PENDING + 4096))
+NR_OPEN=$(cat /proc/sys/fs/nr_open)
+((NEED <= NR_OPEN)) || NEED=$NR_OPEN
+if (($(ulimit -Hn) < NEED)) && ! ulimit -Hn "$NEED" 2>/dev/null; then
+  echo "hard RLIMIT_NOFILE stays $(ulimit -Hn): cannot raise it to $NEED (no CAP_SYS_RESOURCE)"
+fi
+HARD=$(ulimit -Hn)
+ulimit -Sn "$HARD"
 PER_LOADER=$(( (HARD - 512) / 2 ))
 rss_kib() { awk '/^VmRSS/ {print $2}' "/proc/$1/status"; }
 
@@ -60,9 +70,10 @@ for N in $COUNTS; do
     echo "sessions $N: capped to $MAXN (hard RLIMIT_NOFILE $HARD; tunneld reserves 2 a session)"
     N=$MAXN
   fi
-  ip netns exec "$NS" bash -c "ulimit -n $((N * 2 + 4096)); exec \"$TUNNELD\" server --listen 127.0.0.1:7000 \
-    --tun sc0 --psk-file \"$WORK/gw.keys\" --allow-unbound-prefixes --max-cpes $N \
-    --max-pending $PENDING --max-pending-per-source $PENDING --log-level error" >"$WORK/gw.log" 2>&1 &
+  # tunneld raises its soft limit to what --max-cpes and --max-pending need.
+  ip netns exec "$NS" "$TUNNELD" server --listen 127.0.0.1:7000 --tun sc0 --psk-file "$WORK/gw.keys" \
+    --allow-unbound-prefixes --max-cpes "$N" --max-pending $PENDING --max-pending-per-source $PENDING \
+    --log-level error >"$WORK/gw.log" 2>&1 &
   GW=$!
   for _ in $(seq 50); do ip netns exec "$NS" ss -ltn | grep -q ':7000 ' && break; sleep 0.1; done
   sleep 0.5

@@ -247,5 +247,7 @@ int main(int argc, char** argv) {
     std::cerr << "tunneld: unknown --log-level " << level << "\n";
     return kExitUsage;
   }
-  return *srv ? tunneld::run_server(so) : tunneld::run_client(co);
+  const int rc = *srv ? tunneld::run_server(so) : tunneld::run_client(co);
+  tunnel::shutdown_logging();
+  return rc;
 }

@@ -1,5 +1,7 @@
 #include "report.hpp"
 
+#include <tunnel/log.hpp>
+
 #include <fmt/format.h>
 
 namespace tunneld {
@@ -37,11 +39,11 @@ std::string session_json(const tunnel::LinkCounters& c, const tunnel::ReplayCoun
       R"("drop_never_sent":{},"drop_session_ended":{},"replayed":{},"peak_buffered":{},"acked":{},)"
       R"("rx_packets":{},"rx_bytes":{},"rx_duplicates":{},"rx_rt_copies":{},"rx_missing":{},"drop_spoofed":{},)"
       R"("acks_sent":{},"acks_received":{},"tx_heartbeats":{},"rx_heartbeats":{},"drop_control":{},)"
-      R"("connections":{},"resumes":{},"send_calls":{},"drop_memory":{})",
+      R"("connections":{},"resumes":{},"send_calls":{},"drop_memory":{},"rx_forged":{})",
       c.tx_packets, c.tx_bytes, c.tx_frames, c.tx_compressed, c.drop_queue_full, c.drop_codel, r.drop_full, r.drop_age, r.drop_unsent, r.drop_cleared,
       c.replayed, c.peak_buffered, r.acked, c.rx_packets, c.rx_bytes, c.rx_duplicates, c.rx_rt_copies, c.rx_missing, c.drop_spoofed,
       c.acks_sent, c.acks_received, c.heartbeats_sent, c.heartbeats_received, c.drop_control, c.connections,
-      c.resumes, c.send_calls, r.drop_memory);
+      c.resumes, c.send_calls, r.drop_memory, c.rx_forged);
 }
 
 std::string conn_json(const std::optional<tunnel::ConnectionStats>& cs) {
@@ -150,6 +152,7 @@ Report Report::of(const tunnel::Node& n, const std::string& tun, const std::stri
   Report r(n.config().role, tun, std::string(n.state()), Clock::now() - n.started());
   r.tun = n.tun_counters();
   r.daemon = n.counters();
+  r.log_dropped = tunnel::log_lines_dropped();
   r.totals.s = n.retired();
   r.totals.r = n.retired_replay();
   n.for_each_session([&](const tunnel::Session& s) {
@@ -206,13 +209,14 @@ std::string Report::json() const {
   s += fmt::format(
       R"(,"counters":{{"tun_rx_packets":{},"tun_tx_packets":{},"tun_writes":{},"drop_non_udp":{},"drop_malformed":{},)"
       R"("drop_tun_write":{},"drop_no_route":{},{},"handshake_failures":{},"auth_failures":{},"handshake_timeouts":{},)"
-      R"("rejected_pending":{},"evicted_pending":{},"accept_errors":{},"log_suppressed":{},"refused_memory":{},)"
-      R"("memory_bytes":{},"sessions_created":{},"sessions_closed":{},"sessions_expired":{},"sessions_replaced":{},)"
+      R"("rejected_pending":{},"evicted_pending":{},"accept_errors":{},"log_suppressed":{},"log_dropped":{},)"
+      R"("refused_memory":{},"memory_bytes":{},"sessions_created":{},"sessions_closed":{},"sessions_expired":{},)"
+      R"("sessions_replaced":{},)"
       R"("protocol_errors":{{)",
       tun.rx_packets, tun.tx_packets, tun.writes, tun.drop_non_udp, tun.drop_malformed, tun.drop_write, d.drop_no_route,
       session_json(totals.s, totals.r), d.handshake_failures, d.auth_failures, d.handshake_timeouts,
-      d.rejected_pending, d.evicted_pending, d.accept_errors, d.log_suppressed, d.refused_memory, d.memory_bytes,
-      d.sessions_created, d.sessions_closed, d.sessions_expired, d.sessions_replaced);
+      d.rejected_pending, d.evicted_pending, d.accept_errors, d.log_suppressed, log_dropped, d.refused_memory,
+      d.memory_bytes, d.sessions_created, d.sessions_closed, d.sessions_expired, d.sessions_replaced);
   for (int i = 2; i < wire::kParseStatusCount; ++i)
     s += fmt::format(R"({}"{}":{})", i > 2 ? "," : "", wire::to_string(static_cast<wire::ParseStatus>(i)),
                      totals.s.proto_errors[static_cast<std::size_t>(i)] + d.proto_errors[static_cast<std::size_t>(i)]);

@@ -81,6 +81,7 @@ struct Report {
   std::chrono::steady_clock::duration uptime;
   tunnel::TunCounters tun;
   DaemonCounters daemon;
+  std::uint64_t log_dropped = 0;  // log lines dropped by the full logging queue (tunnel/log.hpp)
   Totals totals;
   tunnel::control::ChannelCounters ctl;  // control messages, all sessions, live and ended
   std::size_t ctl_pending = 0, handlers_running = 0;

@@ -1,6 +1,8 @@
 #!/usr/bin/env bash
 # End to end through the testbed: tunneld client in cpe, server in gw, UDP
-# from lan to inet and back, IPv4 and IPv6, two WAN paths.
+# from lan to inet and back, IPv4 and IPv6, two WAN paths; captures on the
+# WAN links hold none of the payload in clear (unless --integrity-only);
+# a clean stop, and a stop because the TUN was deleted.
 source "$(dirname "$0")/lib.sh"
 
 $TB up fast >"$WORK/testbed.log" 2>&1 || { not_ok "testbed up"; finish; }
@@ -106,6 +108,71 @@ check "garbage is counted (protocol_errors.bad_version)" \
 check "server still running" kill -0 "$GW_PID"
 check "the established CPE kept its connection" test "$(status_json cpe | jq -r '.counters.connections')" -eq "$conns_before"
 
+# Nothing in clear on the WAN: while datagrams with a distinctive payload
+# cross the tunnel, captures on both of the CPE's WAN links hold none of it,
+# and a capture on the CPE's TUN (where the datagrams are in clear) holds it.
+CANARY="tunneld-canary-0c7e9b"
+CANARY_N=200
+# capture_start NAME HOST IF...: tcpdump on each IF, whole packets, no filter, into $WORK/NAME.IF.pcap.
+capture_start() {
+  local name=$1 host=$2 ifc; shift 2
+  CAP_PIDS=()
+  for ifc in "$@"; do
+    $TB exec "$host" tcpdump -Z root -i "$ifc" -n -s 0 -U -w "$WORK/$name.$ifc.pcap" 2>"$WORK/$name.$ifc.err" &
+    CAP_PIDS+=($!)
+    PIDS+=($!)
+    for _ in $(seq 50); do grep -q "listening on" "$WORK/$name.$ifc.err" 2>/dev/null && break; sleep 0.1; done
+  done
+}
+capture_stop() { kill -INT "${CAP_PIDS[@]}" 2>/dev/null; wait "${CAP_PIDS[@]}" 2>/dev/null; }
+# occurrences FILE...: how often the canary appears in the files' bytes.
+occurrences() { cat "$@" | grep -a -o "$CANARY" | wc -l; }
+# send_canaries: CANARY_N datagrams of 840 bytes (the canary 30 times) from
+# lan to inet; prints how many arrived.
+send_canaries() {
+  $TB exec inet python3 - "$CANARY" >"$WORK/canary.out" <<'PY' &
+import socket, sys
+s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+s.bind(("198.18.20.2", 9010))
+print("ready", flush=True)
+s.settimeout(2)
+n = 0
+try:
+    while True:
+        if sys.argv[1].encode() in s.recv(65535):
+            n += 1
+except socket.timeout:
+    pass
+print(n, flush=True)
+PY
+  local rp=$!
+  for _ in $(seq 50); do grep -q ready "$WORK/canary.out" 2>/dev/null && break; sleep 0.05; done
+  $TB exec lan python3 - "$CANARY" "$CANARY_N" <<'PY'
+import socket, sys, time
+s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+for i in range(int(sys.argv[2])):
+    s.sendto((sys.argv[1].encode() + b"-%05d-" % i) * 30, ("198.18.20.2", 9010))
+    time.sleep(0.002)
+PY
+  wait "$rp"
+  tail -n 1 "$WORK/canary.out"
+}
+if command -v tcpdump >/dev/null; then
+  capture_start enc cpe dsl lte ha0
+  got=$(send_canaries)
+  capture_stop
+  wan_bytes=$(cat "$WORK"/enc.dsl.pcap "$WORK"/enc.lte.pcap | wc -c)
+  check "the tunnel carried the $CANARY_N marked datagrams ($got arrived)" test "$got" -eq "$CANARY_N"
+  check "the WAN captures hold their bytes ($wan_bytes bytes on dsl and lte, at least $((CANARY_N * 840)))" \
+    test "$wan_bytes" -ge $((CANARY_N * 840))
+  check "the capture on the TUN finds the payload in clear ($(occurrences "$WORK"/enc.ha0.pcap) times)" \
+    test "$(occurrences "$WORK"/enc.ha0.pcap)" -ge $((CANARY_N * 30))
+  check "the WAN captures hold none of it in clear ($(occurrences "$WORK"/enc.dsl.pcap "$WORK"/enc.lte.pcap) times)" \
+    test "$(occurrences "$WORK"/enc.dsl.pcap "$WORK"/enc.lte.pcap)" -eq 0
+else
+  not_ok "tcpdump is not installed (scripts/install-deps.sh): no capture of the WAN links"
+fi
+
 # Clean shutdown removes what the daemon added.
 kill -TERM "$CPE_PID"; wait "$CPE_PID"; rc=$?
 check "client exits 0 on SIGTERM" test $rc -eq 0
@@ -114,4 +181,37 @@ check "client's TUN is gone" bash -c "! $TB exec cpe ip link show ha0 >/dev/null
 sleep 0.3
 check "server saw the CLOSE and dropped the session at once" \
   test "$(grep -c 'closed by the CPE' "$WORK/gw.log")" -eq 1 -a "$(status_json gw | jq -r '.sessions | length')" -eq 0
+stopped_lines=$(grep -c ' stopped$' "$WORK/cpe.log")
+check "its last log line was written before it exited" test "$stopped_lines" -eq 1
+
+# A CPE with --integrity-only: the same WAN capture then does find the
+# payload (so the check above can fail).
+start_cpe --integrity-only
+check "an --integrity-only CPE connects" wait_subflows cpe 2 15
+install_routing
+if command -v tcpdump >/dev/null; then
+  capture_start clear cpe dsl lte
+  got=$(send_canaries)
+  capture_stop
+  check "with --integrity-only the WAN captures hold the payload in clear ($(occurrences "$WORK"/clear.dsl.pcap "$WORK"/clear.lte.pcap) times, $got datagrams)" \
+    test "$(occurrences "$WORK"/clear.dsl.pcap "$WORK"/clear.lte.pcap)" -ge $((CANARY_N * 10))
+fi
+
+# The TUN deleted under the running CPE: it stops at once, says why, exits
+# 1 and removes its MPTCP endpoints (an in-process test checks that the
+# loop then goes idle).
+check "the CPE added MPTCP endpoints" test -n "$($TB exec cpe ip mptcp endpoint show)"
+$TB exec cpe ip link del ha0
+t0=$(date +%s%N)
+for _ in $(seq 50); do kill -0 "$CPE_PID" 2>/dev/null || break; sleep 0.1; done
+ms=$(( ($(date +%s%N) - t0) / 1000000 ))
+if kill -0 "$CPE_PID" 2>/dev/null; then
+  not_ok "the CPE exits within 5 s of its TUN's deletion (still running)"
+else
+  wait "$CPE_PID"; rc=$?
+  check "the CPE exits within 5 s of its TUN's deletion, with status 1 (after $ms ms, status $rc)" test "$rc" -eq 1
+fi
+check "and says why" grep -q "tunneld: the TUN device is gone (" "$WORK/cpe.log"
+check "and logs its stop" test "$(grep -c ' stopped$' "$WORK/cpe.log")" -eq $((stopped_lines + 1))
+check "and removed its MPTCP endpoints" test -z "$($TB exec cpe ip mptcp endpoint show)"
 finish

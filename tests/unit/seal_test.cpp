@@ -7,6 +7,7 @@
 #include <gtest/gtest.h>
 
 #include <random>
+#include <string>
 #include <vector>
 
 namespace {
@@ -209,6 +210,57 @@ TEST(SealKeys, IntegrityOnlyLeavesTheBodyReadable) {
   ASSERT_EQ(cpe.sealer.seal(f), Status::ok);
   EXPECT_TRUE(std::equal(body.begin(), body.end(), f.begin() + wire::kHeaderSize));  // what a capture sees
   EXPECT_EQ(f.size(), wire::kHeaderSize + body.size() + seal::kTagSize);
+}
+
+// Known answers from docs/protocol.md ("Frame protection"), computed by an
+// implementation of that text alone (Python's cryptography package): HKDF
+// inputs, counter nonce and associated data exactly as documented. PSK bytes
+// 00..1f, client nonce 32 x 0x11, server nonce 32 x 0x22, version 4; each
+// sealer's first frame is a HEARTBEAT, its second an ACK of DSN 7.
+TEST(SealVectors, MatchTheProtocolDocument) {
+  const auto psk = keys::parse_key("000102030405060708090a0b0c0d0e0f101112131415161718191a1b1c1d1e1f");
+  using C = seal::Cipher;
+  using P = seal::Protection;
+  using R = seal::Role;
+  struct Vector {
+    C cipher;
+    P protection;
+    R self;
+    const char *heartbeat, *ack;
+  };
+  const Vector vectors[] = {
+      {C::chacha20_poly1305, P::encrypt, R::cpe, "0405000000000010a74087479d1616f60231a83958ea682f",
+       "040600000000001898894620ae64bcd212c8bebc3c2489f0b12d00ba31dc6a5f"},
+      {C::chacha20_poly1305, P::encrypt, R::gateway, "040500000000001001557405b015fa09065dda97b072fa19",
+       "04060000000000186e4c4a4852c07ea4f0e773f2a5d87f13330874352ae55fab"},
+      {C::chacha20_poly1305, P::integrity_only, R::cpe, "04050000000000107bfcbd710f0e5f660a45db36ad3a15db",
+       "04060000000000180000000000000007e324a02230169450296f1aa38423b55a"},
+      {C::aes_256_gcm, P::encrypt, R::cpe, "0405000000000010017bd7364e720ea0ff1016b9c63fbcb0",
+       "04060000000000180391abf38a63c57609b2800023ca03b32f49ee20cbd87beb"},
+      {C::aes_256_gcm, P::encrypt, R::gateway, "0405000000000010b47e9ca82f97ca018fec15cb07bd84b3",
+       "04060000000000186d7c78bffb953322c0001c16c5f03070056155197f6d24f1"},
+      {C::aes_256_gcm, P::integrity_only, R::gateway, "0405000000000010203c6956864e436ea9dc09c99654e1bb",
+       "040600000000001800000000000000075f61275f60b4805b7a71d1bb35f4dd8b"},
+  };
+  const auto hex = [](const Bytes& b) {
+    std::string s;
+    for (auto x : b) {
+      s += "0123456789abcdef"[x >> 4];
+      s += "0123456789abcdef"[x & 15];
+    }
+    return s;
+  };
+  for (const auto& v : vectors) {
+    auto lc = seal::make_link_crypto(psk, nonce(0x11), nonce(0x22), v.self, {4, v.cipher, v.protection});
+    Bytes hb = frame({});
+    Bytes ack = frame({0, 0, 0, 0, 0, 0, 0, 7}, wire::FrameType::ack);
+    ASSERT_EQ(lc.sealer.seal(hb), Status::ok);
+    ASSERT_EQ(lc.sealer.seal(ack), Status::ok);
+    const std::string what = std::string(seal::to_string(v.cipher)) + " " + std::string(seal::to_string(v.protection)) +
+                             (v.self == R::cpe ? " cpe-to-gateway" : " gateway-to-cpe");
+    EXPECT_EQ(hex(hb), v.heartbeat) << what;
+    EXPECT_EQ(hex(ack), v.ack) << what;
+  }
 }
 
 }  // namespace

@@ -51,7 +51,7 @@ inline constexpr std::uint64_t kMaxFrames = std::numeric_limits<std::uint64_t>::
 using Nonce = std::array<std::uint8_t, 32>;  // hs::Nonce
 
 enum class Cipher : std::uint8_t {
-  chacha20_poly1305 = 1,  // the default: fast everywhere, constant time without hardware support
+  chacha20_poly1305 = 1,  // fast everywhere, constant time without hardware support
   aes_256_gcm = 2,        // faster where the CPU has AES and carry-less multiply instructions
 };
 enum class Protection : std::uint8_t {
