@@ -44,8 +44,9 @@ KEY="$(od -An -tx1 -N32 /dev/urandom | tr -d ' \n')"
 echo "$KEY" >"$WORK/cpe.key"
 echo "$KEY" >"$WORK/gw.keys"   # the any-id key line
 
-# Descriptors: the gateway reserves two a session (tunneld's RLIMIT_NOFILE
-# check: a bulk and a realtime link) plus the pending handshakes; a loader
+# Descriptors: the gateway reserves three a session (tunneld's RLIMIT_NOFILE
+# check: a bulk link and a realtime link per path of a two-path CPE) plus the
+# pending handshakes; a loader
 # uses two a session (its socket and its TUN duplicate). The hard limit is
 # raised to what the largest count needs (root with CAP_SYS_RESOURCE, up to
 # fs.nr_open); where it cannot be, it caps both: loaders are split into
@@ -53,7 +54,7 @@ echo "$KEY" >"$WORK/gw.keys"   # the any-id key line
 # cannot have enough.
 PENDING=256
 MAX_COUNT=$(tr ' ' '\n' <<<"$COUNTS" | sort -n | tail -1)
-NEED=$((MAX_COUNT * 2 + PENDING + 4096))
+NEED=$((MAX_COUNT * 3 + PENDING + 4096))
 NR_OPEN=$(cat /proc/sys/fs/nr_open)
 ((NEED <= NR_OPEN)) || NEED=$NR_OPEN
 if (($(ulimit -Hn) < NEED)) && ! ulimit -Hn "$NEED" 2>/dev/null; then
@@ -65,9 +66,9 @@ PER_LOADER=$(( (HARD - 512) / 2 ))
 rss_kib() { awk '/^VmRSS/ {print $2}' "/proc/$1/status"; }
 
 for N in $COUNTS; do
-  MAXN=$(( (HARD - PENDING - 128) / 2 ))
+  MAXN=$(( (HARD - PENDING - 128) / 3 ))
   if ((N > MAXN)); then
-    echo "sessions $N: capped to $MAXN (hard RLIMIT_NOFILE $HARD; tunneld reserves 2 a session)"
+    echo "sessions $N: capped to $MAXN (hard RLIMIT_NOFILE $HARD; tunneld reserves 3 a session)"
     N=$MAXN
   fi
   # tunneld raises its soft limit to what --max-cpes and --max-pending need.

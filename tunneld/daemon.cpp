@@ -189,9 +189,10 @@ int run_server(const ServerOptions& o) {
   if (gc.memory_limit) spdlog::info("memory limit {} bytes of session buffers", gc.memory_limit);
   gc.shape_downlink = o.shape_downlink;
   gc.protection = {o.integrity_only, o.require_protection};
-  // A session's links (usually one or two), each pending handshake, the
-  // TUN, listeners, netlink and status sockets, handler pipes.
-  if (auto e = ensure_nofile(rlim_t{o.max_cpes} * 2 + o.max_pending + 128); !e.empty()) return fail_startup(e);
+  // A session's links (the bulk link and a realtime link per path: three
+  // for the usual two-path CPE), each pending handshake, the TUN,
+  // listeners, netlink and status sockets, handler pipes.
+  if (auto e = ensure_nofile(rlim_t{o.max_cpes} * 3 + o.max_pending + 128); !e.empty()) return fail_startup(e);
   try {
     if (!o.insecure_no_auth) gc.keys = std::make_shared<const tunnel::hs::KeyTable>(tunnel::hs::load_key_table(o.psk_file));
   } catch (const std::exception& e) {
