@@ -74,7 +74,7 @@ int main(int argc, char** argv) {
   std::string memory_limit;
   srv->add_option("--shape-downlink", so.shape_downlink,
                   "Interface toward the CPEs whose egress tunneld shapes (replacing its root qdisc), repeatable: "
-                  "each CPE path at 95% of the downlink rate its CPE announces (--path NAME,down=RATE), realtime "
+                  "each CPE path at 98% of the downlink rate its CPE announces (--path NAME,down=RATE), realtime "
                   "first; other traffic unshaped");
   srv->add_option("--memory-limit", memory_limit,
                   "Bytes the sessions' buffers may hold in all; over it new sessions are refused ('gateway full') "
@@ -102,7 +102,7 @@ int main(int argc, char** argv) {
                   "WAN interface to open a subflow on, IFNAME[,up=RATE][,down=RATE] (RATE as tc: 4mbit, 800kbit); "
                   "repeatable. It need not exist or have an address yet: it joins when it gets one (followed "
                   "through rtnetlink). With up=, tunneld shapes the interface's egress (replacing its root qdisc) "
-                  "to 95% of RATE with realtime first, so realtime does not wait behind bulk in the line's buffer")
+                  "to 98% of RATE with realtime first, so realtime does not wait behind bulk in the line's buffer")
       ->required();
   cli->add_option("--backup-path", backup_path_raw,
                   "WAN interface used only when no --path works, same form as --path; repeatable");

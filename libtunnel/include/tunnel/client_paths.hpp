@@ -8,7 +8,7 @@
 // at once (MPTCP moves the data to the other subflows).
 //
 // A path with an uplink rate (PathSpec::up_bps) has its egress shaped to
-// kShapePermille of it when it comes up (shaper.hpp), and again when its
+// shaper::kShapePermille of it when it comes up (shaper.hpp), and again when its
 // interface comes back with a new index; the shaping goes with stop().
 //
 // A path that is up but carries no subflow (the in-kernel PM does not
@@ -38,7 +38,6 @@ class ClientPaths {
   using Clock = std::chrono::steady_clock;
   // Called when a path comes up (it has an address) or goes down.
   using OnChange = std::function<void(std::size_t path, bool up)>;
-  static constexpr std::uint64_t kShapePermille = 950;
 
   ClientPaths(boost::asio::io_context& io, netlink::MptcpPm& pm, std::vector<PathSpec> specs, FamilyPolicy policy,
               std::chrono::milliseconds retry, OnChange on_change);

@@ -73,10 +73,9 @@ struct GatewayConfig {
   // sessions first (counted in drop_memory), until the sum is below it.
   std::size_t memory_limit = 0;
   // The interfaces toward the CPEs whose egress is shaped per CPE path
-  // (shaper.hpp, DownlinkShaper) at kShapePermille of the downlink rate the
+  // (shaper.hpp, DownlinkShaper) at shaper::kShapePermille of the downlink rate the
   // CPE announces (tunneld.downlink, path_rate.hpp); empty: no shaping.
   std::vector<std::string> shape_downlink;
-  static constexpr std::uint64_t kShapePermille = 950;
   static constexpr std::size_t kSessionEstimate = 16 * 1024;
 };
 
@@ -125,6 +124,7 @@ class Gateway final : public Node {
   struct Shaped {
     std::vector<std::uint64_t> rate;                          // by link index; 0: none announced
     std::vector<std::optional<boost::asio::ip::address>> at;  // by link index: the address shaped for it
+    std::vector<std::uint32_t> prio;                          // by link index: its realtime leaf (SO_PRIORITY)
   };
   std::optional<shaper::DownlinkShaper> shaper_;
   std::unordered_map<std::uint64_t, Shaped> shaped_;

@@ -21,6 +21,11 @@
 
 namespace tunnel::shaper {
 
+// The share of a line's rate its direction is shaped to, in permille: close
+// enough to the rate that bulk keeps most of the line, far enough below it
+// that the line's own buffer stays empty.
+inline constexpr std::uint64_t kShapePermille = 980;
+
 // SO_PRIORITY for sockets whose packets take the realtime leaf (1:10).
 inline constexpr std::uint32_t kRealtimePriority = 0x00010010;
 

@@ -57,7 +57,7 @@ void ClientPaths::stop() {
 void ClientPaths::shape(std::size_t i, int ifindex) {
   const auto& spec = specs_[i];
   if (!spec.up_bps || ifindex == 0 || shaped_[i] == ifindex) return;
-  const std::uint64_t rate = spec.up_bps / 1000 * kShapePermille;
+  const std::uint64_t rate = spec.up_bps / 1000 * shaper::kShapePermille;
   try {
     shaper::install(ifindex, rate);
     shaped_[i] = ifindex;

@@ -53,8 +53,8 @@ void Gateway::on_start() {
     control_->set_builtin([this](Session& s, std::string_view topic, std::span<const std::uint8_t> body) {
       return on_builtin(s, topic, body);
     });
-    spdlog::info("downlink shaping on {}: each CPE path at {}% of the rate its CPE announces",
-                 fmt::join(gcfg_.shape_downlink, ", "), GatewayConfig::kShapePermille / 10);
+    spdlog::info("downlink shaping on {}: each CPE path at {:g}% of the rate its CPE announces",
+                 fmt::join(gcfg_.shape_downlink, ", "), shaper::kShapePermille / 10.0);
   }
   if (pm_ && dual) {
     for (const auto& l : gcfg_.listen) {

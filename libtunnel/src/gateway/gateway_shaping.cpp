@@ -25,7 +25,7 @@ std::optional<control::BuiltinReply> Gateway::on_builtin(Session& s, std::string
   Shaped& sh = shaped_[s.id()];
   for (const auto& r : rates) {
     if (r.link >= sh.rate.size()) sh.rate.resize(r.link + 1, 0);
-    sh.rate[r.link] = r.bps * GatewayConfig::kShapePermille / 1000;
+    sh.rate[r.link] = r.bps / 1000 * shaper::kShapePermille;
   }
   for (const auto& r : rates)
     if (Link* l = s.find_link(r.link); l && l->connected()) shape_link(s, *l);
@@ -38,6 +38,7 @@ void Gateway::shape_link(Session& s, Link& l) {
     return;
   Shaped& sh = it->second;
   sh.at.resize(sh.rate.size());
+  sh.prio.resize(sh.rate.size(), 0);
   sockaddr_storage ss{};
   socklen_t len = sizeof ss;
   if (::getpeername(l.fd(), reinterpret_cast<sockaddr*>(&ss), &len) < 0) return;
@@ -52,22 +53,25 @@ void Gateway::shape_link(Session& s, Link& l) {
     return;
   }
   auto& at = sh.at[l.index()];
-  if (at && *at == addr) return;  // shaped already (a resume from the same address)
-  if (at) shaper_->release(*at);
-  at.reset();
-  std::string error;
-  const std::uint32_t prio = shaper_->add(addr, sh.rate[l.index()], error);
-  if (!prio) {
-    spdlog::warn("CPE '{}': link {}: cannot shape the downlink to {}: {}", s.peer_id, l.index(), addr.to_string(),
-                 error);
-    return;
+  auto& prio = sh.prio[l.index()];
+  if (!at || *at != addr) {  // a new path address: its own class (a rejoin from the same one keeps it)
+    if (at) shaper_->release(*at);
+    at.reset();
+    std::string error;
+    prio = shaper_->add(addr, sh.rate[l.index()], error);
+    if (!prio) {
+      spdlog::warn("CPE '{}': link {}: cannot shape the downlink to {}: {}", s.peer_id, l.index(), addr.to_string(),
+                   error);
+      return;
+    }
+    at = addr;
+    spdlog::info("CPE '{}': downlink to {} shaped to {} kbit/s, realtime link {} first", s.peer_id, addr.to_string(),
+                 sh.rate[l.index()] / 1000, l.index());
   }
-  at = addr;
+  // Each connection of the link (a rejoin is a new socket) takes the realtime leaf.
   const int p = static_cast<int>(prio);
   if (::setsockopt(l.fd(), SOL_SOCKET, SO_PRIORITY, &p, sizeof p) < 0)
     spdlog::warn("CPE '{}': link {}: SO_PRIORITY: {}", s.peer_id, l.index(), std::strerror(errno));
-  spdlog::info("CPE '{}': downlink to {} shaped to {} kbit/s, realtime link {} first", s.peer_id, addr.to_string(),
-               sh.rate[l.index()] / 1000, l.index());
 }
 
 void Gateway::unshape(std::uint64_t sid) {

@@ -10,6 +10,7 @@
 #include <netlink/route/qdisc/htb.h>
 #include <netlink/route/tc.h>
 
+#include <algorithm>
 #include <cstring>
 #include <memory>
 #include <stdexcept>
@@ -65,7 +66,39 @@ void add_class(nl_sock* s, int ifindex, std::uint32_t parent, std::uint32_t id, 
   check(rtnl_htb_set_rate64(c.get(), rate), "class rate", ifindex);
   check(rtnl_htb_set_ceil64(c.get(), ceil), "class ceil", ifindex);
   check(rtnl_htb_set_prio(c.get(), prio), "class prio", ifindex);
+  // Buckets of about 4 ms at the ceiling (at least two full frames): the
+  // qdisc's timer, late on a busy host, then catches up instead of losing
+  // the line's rate; the line's buffer sees bursts of at most that.
+  const auto bucket = static_cast<std::uint32_t>(std::max<std::uint64_t>(2 * 1514, std::min<std::uint64_t>(ceil / 250, 1U << 24)));
+  check(rtnl_htb_set_rbuffer(c.get(), bucket), "class burst", ifindex);
+  check(rtnl_htb_set_cbuffer(c.get(), bucket), "class ceiling burst", ifindex);
   check(rtnl_class_add(s, c.get(), NLM_F_CREATE | NLM_F_REPLACE), "add class", ifindex);
+}
+
+// Puts an htb root (1:) on `ifindex` in place of whatever root it had,
+// unclassified packets to `default_class` (0: the direct queue, unshaped).
+// The old root goes first, so no class of it survives.
+void add_root(nl_sock* s, int ifindex, std::uint32_t default_class) {
+  std::unique_ptr<rtnl_qdisc, QdiscDeleter> q(rtnl_qdisc_alloc());
+  if (!q) throw std::system_error(ENOMEM, std::generic_category(), "rtnetlink: allocate qdisc");
+  auto* tc = TC_CAST(q.get());
+  rtnl_tc_set_ifindex(tc, ifindex);
+  rtnl_tc_set_parent(tc, TC_H_ROOT);
+  rtnl_tc_set_handle(tc, kRoot);
+  check(rtnl_tc_set_kind(tc, "htb"), "qdisc kind", ifindex);
+  check(rtnl_htb_set_defcls(q.get(), default_class), "default class", ifindex);
+  remove(ifindex);
+  check(rtnl_qdisc_add(s, q.get(), NLM_F_CREATE | NLM_F_REPLACE), "add root qdisc", ifindex);
+}
+
+// The three classes of one shaped direction: `inner` at `bytes` per second
+// under the root, and under it the realtime leaf `rt` (served first) and
+// the bulk leaf `bulk`, each guaranteed half and free to take all.
+void add_classes(nl_sock* s, int ifindex, std::uint32_t inner, std::uint32_t rt, std::uint32_t bulk,
+                 std::uint64_t bytes) {
+  add_class(s, ifindex, kRoot, inner, bytes, bytes, 0);
+  add_class(s, ifindex, inner, rt, bytes / 2, bytes, 0);
+  add_class(s, ifindex, inner, bulk, bytes / 2, bytes, 1);
 }
 
 std::uint32_t minor(unsigned slot, unsigned k) { return TC_H_MAKE(1U << 16, 3 * slot + k); }
@@ -105,24 +138,8 @@ void install(int ifindex, std::uint64_t rate_bps) {
   if (rate_bps < 8000 || rate_bps > 32'000'000'000ULL)
     throw std::runtime_error("shaping ifindex " + std::to_string(ifindex) + ": rate out of range");
   const Sock s = connect_route();
-  std::unique_ptr<rtnl_qdisc, QdiscDeleter> q(rtnl_qdisc_alloc());
-  if (!q) throw std::system_error(ENOMEM, std::generic_category(), "rtnetlink: allocate qdisc");
-  auto* tc = TC_CAST(q.get());
-  rtnl_tc_set_ifindex(tc, ifindex);
-  rtnl_tc_set_parent(tc, TC_H_ROOT);
-  rtnl_tc_set_handle(tc, kRoot);
-  check(rtnl_tc_set_kind(tc, "htb"), "qdisc kind", ifindex);
-  check(rtnl_htb_set_defcls(q.get(), kBulk), "default class", ifindex);
-  // A replaced htb root keeps nothing of the old one's classes: delete first
-  // so that classes are created afresh (no error when there was none).
-  remove(ifindex);
-  check(rtnl_qdisc_add(s.get(), q.get(), NLM_F_CREATE | NLM_F_REPLACE), "add root qdisc", ifindex);
-  const std::uint64_t bytes = rate_bps / 8;
-  add_class(s.get(), ifindex, kRoot, kInner, bytes, bytes, 0);
-  // Each leaf is guaranteed half and may take all: realtime, first in
-  // priority, goes ahead whenever it has a packet.
-  add_class(s.get(), ifindex, kInner, kRealtimePriority, bytes / 2, bytes, 0);
-  add_class(s.get(), ifindex, kInner, kBulk, bytes / 2, bytes, 1);
+  add_root(s.get(), ifindex, kBulk);
+  add_classes(s.get(), ifindex, kInner, kRealtimePriority, kBulk, rate_bps / 8);
 }
 
 bool remove(int ifindex) noexcept {
@@ -142,17 +159,8 @@ bool remove(int ifindex) noexcept {
 DownlinkShaper::DownlinkShaper(std::vector<int> ifindexes) : used_(kMaxSlots + 1, false) {
   const Sock s = connect_route();
   for (const int ifindex : ifindexes) {
-    std::unique_ptr<rtnl_qdisc, QdiscDeleter> q(rtnl_qdisc_alloc());
-    if (!q) throw std::system_error(ENOMEM, std::generic_category(), "rtnetlink: allocate qdisc");
-    auto* tc = TC_CAST(q.get());
-    rtnl_tc_set_ifindex(tc, ifindex);
-    rtnl_tc_set_parent(tc, TC_H_ROOT);
-    rtnl_tc_set_handle(tc, kRoot);
     try {
-      check(rtnl_tc_set_kind(tc, "htb"), "qdisc kind", ifindex);
-      check(rtnl_htb_set_defcls(q.get(), 0), "default class", ifindex);  // unclassified: direct, unshaped
-      remove(ifindex);
-      check(rtnl_qdisc_add(s.get(), q.get(), NLM_F_CREATE | NLM_F_REPLACE), "add root qdisc", ifindex);
+      add_root(s.get(), ifindex, 0);  // unclassified: direct, unshaped
     } catch (...) {
       for (const int i : ifindexes_) remove(i);
       throw;
@@ -184,9 +192,7 @@ std::uint32_t DownlinkShaper::add(const boost::asio::ip::address& dst, std::uint
     const Sock s = connect_route();
     const std::uint64_t bytes = rate_bps / 8;
     for (const int ifindex : ifindexes_) {
-      add_class(s.get(), ifindex, kRoot, minor(slot, 0), bytes, bytes, 0);
-      add_class(s.get(), ifindex, minor(slot, 0), minor(slot, 1), bytes / 2, bytes, 0);
-      add_class(s.get(), ifindex, minor(slot, 0), minor(slot, 2), bytes / 2, bytes, 1);
+      add_classes(s.get(), ifindex, minor(slot, 0), minor(slot, 1), minor(slot, 2), bytes);
       const auto f = slot_filter(ifindex, slot, dst, true);
       check(rtnl_cls_add(s.get(), f.get(), NLM_F_CREATE | NLM_F_EXCL), "add filter", ifindex);
     }
