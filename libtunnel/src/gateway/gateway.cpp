@@ -135,8 +135,14 @@ void Gateway::link_failed(Session& s, Link& l, Fault why, std::string_view detai
     destroy(s.id(), {}, dc_.sessions_closed);
     return;
   }
-  spdlog::warn("CPE '{}': link {} connection lost ({}{}{}); holding session {:016x} for {} ms", s.peer_id, l.index(),
-               to_string(why), detail.empty() ? "" : ": ", detail, s.id(), cfg_.link.hold.count());
+  // Someone on a path can cause this (a forged frame ends the connection):
+  // rate-limited like the handshake refusals.
+  std::uint64_t skipped = 0;
+  if (refuse_log_.allow(Clock::now(), skipped))
+    spdlog::warn("CPE '{}': link {} connection lost ({}{}{}); holding session {:016x} for {} ms{}", s.peer_id, l.index(),
+                 to_string(why), detail.empty() ? "" : ": ", detail, s.id(), cfg_.link.hold.count(),
+                 skipped ? fmt::format(" ({} similar lines suppressed)", skipped) : "");
+  dc_.log_suppressed += skipped;
 }
 
 void Gateway::destroy(std::uint64_t sid, std::string_view why, std::uint64_t& counter) {
