@@ -226,4 +226,27 @@ void run_for(asio::io_context& io, std::chrono::milliseconds d) {
   run_until(io, [] { return false; }, d);
 }
 
+Peers::Peers(const std::function<void(tunnel::GatewayConfig&)>& gcfg,
+             const std::function<void(tunnel::ClientConfig&)>& ccfg) {
+  auto g = test_gateway(gtun);
+  if (gcfg) gcfg(g);
+  gw = std::make_unique<tunnel::Gateway>(io, std::move(g));
+  gw->start();
+  relay = std::make_unique<Relay>(io, gw->local_endpoint());
+  auto c = test_client(ctun, relay->endpoint(), "cpe-1", "10.1.0.0/16");
+  if (ccfg) ccfg(c);
+  cpe = std::make_unique<tunnel::Client>(io, std::move(c));
+  cpe->start();
+}
+
+Peers::~Peers() {
+  if (cpe) cpe->stop();
+  gw->stop();
+  run_for(io, std::chrono::milliseconds(50));
+}
+
+bool Peers::connected() {
+  return cpe->session().connected() && gw->find("cpe-1") && gw->find("cpe-1")->connected();
+}
+
 }  // namespace inproc

@@ -105,4 +105,24 @@ tunnel::ClientConfig test_client(const MemTun& tun, boost::asio::ip::tcp::endpoi
 bool run_until(boost::asio::io_context& io, const std::function<bool()>& done, std::chrono::milliseconds limit);
 void run_for(boost::asio::io_context& io, std::chrono::milliseconds d);
 
+// A gateway and a CPE ("cpe-1", 10.1.0.0/16) on one loop, the CPE dialling
+// through a Relay; `gcfg` and `ccfg` adjust each end's settings before it
+// starts. Both are stopped (and the loop run 50 ms) on destruction; a test
+// may stop and reset `cpe` earlier.
+struct Peers {
+  boost::asio::io_context io;
+  MemTun gtun, ctun;
+  std::unique_ptr<tunnel::Gateway> gw;
+  std::unique_ptr<Relay> relay;
+  std::unique_ptr<tunnel::Client> cpe;
+
+  explicit Peers(const std::function<void(tunnel::GatewayConfig&)>& gcfg = {},
+                 const std::function<void(tunnel::ClientConfig&)>& ccfg = {});
+  ~Peers();
+  Peers(const Peers&) = delete;
+  Peers& operator=(const Peers&) = delete;
+  bool connected();
+  const tunnel::Session& gs() { return *gw->find("cpe-1"); }  // the gateway's session of cpe-1; must exist
+};
+
 }  // namespace inproc

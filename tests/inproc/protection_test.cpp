@@ -23,36 +23,9 @@ using tcp = asio::ip::tcp;
 constexpr const char* kCpeAddr = "10.1.0.5";
 constexpr const char* kInetAddr = "192.0.2.9";
 
-struct Pair {
-  asio::io_context io;
-  MemTun gtun, ctun;
-  std::unique_ptr<tunnel::Gateway> gw;
-  std::unique_ptr<Relay> relay;
-  std::unique_ptr<tunnel::Client> cpe;
-
-  explicit Pair(const std::function<void(tunnel::GatewayConfig&)>& gcfg = {},
-                const std::function<void(tunnel::ClientConfig&)>& ccfg = {}) {
-    auto g = test_gateway(gtun);
-    if (gcfg) gcfg(g);
-    gw = std::make_unique<tunnel::Gateway>(io, std::move(g));
-    gw->start();
-    relay = std::make_unique<Relay>(io, gw->local_endpoint());
-    auto c = test_client(ctun, relay->endpoint(), "cpe-1", "10.1.0.0/16");
-    if (ccfg) ccfg(c);
-    cpe = std::make_unique<tunnel::Client>(io, std::move(c));
-    cpe->start();
-  }
-  ~Pair() {
-    cpe->stop();
-    gw->stop();
-    run_for(io, 50ms);
-  }
-  bool connected() { return cpe->session().connected() && gw->find("cpe-1") && gw->find("cpe-1")->connected(); }
-  const tunnel::Session& gs() { return *gw->find("cpe-1"); }
-};
 
 // Injects packets [from, from+n) each way; collects into up/down until all arrived.
-void send_both(Pair& p, std::uint64_t from, std::uint64_t n) {
+void send_both(Peers& p, std::uint64_t from, std::uint64_t n) {
   for (std::uint64_t i = from; i < from + n; ++i) {
     p.ctun.inject(udp4(kCpeAddr, kInetAddr, i, 40 + i % 1200));
     p.gtun.inject(udp4(kInetAddr, kCpeAddr, i, 40 + (i * 7) % 1200));
@@ -67,7 +40,7 @@ void expect_exactly(const std::vector<Bytes>& got, std::uint64_t n, const char* 
 // Runs one attack in the middle of a stream and checks that it was rejected
 // by the side it targeted and that nothing was lost.
 void attack_and_check(Relay::Tamper t, bool target_gateway) {
-  Pair p;
+  Peers p;
   ASSERT_TRUE(run_until(p.io, [&] { return p.connected(); }, 3000ms));
   std::vector<Bytes> up, down;
   send_both(p, 1, 200);
@@ -125,7 +98,7 @@ bool payload_in(const Bytes& hay, std::uint64_t seq, std::size_t len) {
 }
 
 std::size_t payloads_seen_on_the_wan(const std::function<void(tunnel::ClientConfig&)>& ccfg) {
-  Pair p({}, ccfg);
+  Peers p({}, ccfg);
   p.relay->capture(true);
   EXPECT_TRUE(run_until(p.io, [&] { return p.connected(); }, 3000ms));
   for (std::uint64_t i = 1; i <= 100; ++i) p.ctun.inject(udp4(kCpeAddr, kInetAddr, i, 1000));
@@ -147,12 +120,12 @@ TEST(Protection, IntegrityOnlyCarriesThePayloadInClear) {
 
 TEST(Protection, AVersion3CpeIsServedUnprotectedUnlessRequired) {
   {
-    Pair p({}, [](tunnel::ClientConfig& c) { c.max_version = 3; });
+    Peers p({}, [](tunnel::ClientConfig& c) { c.max_version = 3; });
     ASSERT_TRUE(run_until(p.io, [&] { return p.connected(); }, 3000ms));
     EXPECT_EQ(p.cpe->version(), 3);
   }
   {
-    Pair p([](tunnel::GatewayConfig& g) { g.protection.require = true; },
+    Peers p([](tunnel::GatewayConfig& g) { g.protection.require = true; },
            [](tunnel::ClientConfig& c) { c.max_version = 3; });
     run_for(p.io, 600ms);
     EXPECT_FALSE(p.cpe->session().connected());

@@ -25,35 +25,9 @@ using tcp = asio::ip::tcp;
 constexpr const char* kCpeAddr = "10.1.0.5";   // inside the CPE's prefix 10.1.0.0/16
 constexpr const char* kInetAddr = "192.0.2.9"; // beyond the gateway
 
-struct Pair {
-  asio::io_context io;
-  MemTun gtun, ctun;
-  std::unique_ptr<tunnel::Gateway> gw;
-  std::unique_ptr<Relay> relay;
-  std::unique_ptr<tunnel::Client> cpe;
-
-  explicit Pair(const std::function<void(tunnel::GatewayConfig&)>& gcfg = {},
-                const std::function<void(tunnel::ClientConfig&)>& ccfg = {}) {
-    auto g = test_gateway(gtun);
-    if (gcfg) gcfg(g);
-    gw = std::make_unique<tunnel::Gateway>(io, std::move(g));
-    gw->start();
-    relay = std::make_unique<Relay>(io, gw->local_endpoint());
-    auto c = test_client(ctun, relay->endpoint(), "cpe-1", "10.1.0.0/16");
-    if (ccfg) ccfg(c);
-    cpe = std::make_unique<tunnel::Client>(io, std::move(c));
-    cpe->start();
-  }
-  ~Pair() {
-    if (cpe) cpe->stop();
-    gw->stop();
-    run_for(io, 50ms);
-  }
-  bool connected() { return cpe->session().connected() && gw->find("cpe-1") && gw->find("cpe-1")->connected(); }
-};
 
 // Sends n packets each way (seq from `from`), returns what arrived.
-void exchange(Pair& p, std::uint64_t from, std::uint64_t n, std::vector<Bytes>& up, std::vector<Bytes>& down) {
+void exchange(Peers& p, std::uint64_t from, std::uint64_t n, std::vector<Bytes>& up, std::vector<Bytes>& down) {
   for (std::uint64_t i = from; i < from + n; ++i) {
     p.ctun.inject(udp4(kCpeAddr, kInetAddr, i, 20 + i % 1400));
     p.gtun.inject(udp4(kInetAddr, kCpeAddr, i, 20 + (i * 7) % 1400));
@@ -66,7 +40,7 @@ void exchange(Pair& p, std::uint64_t from, std::uint64_t n, std::vector<Bytes>& 
 }
 
 TEST(TwoPeers, HandshakeThenDataBothWaysByteForByte) {
-  Pair p;
+  Peers p;
   ASSERT_TRUE(run_until(p.io, [&] { return p.connected(); }, 3000ms));
   EXPECT_EQ(p.cpe->version(), tunnel::wire::kVersion);
   EXPECT_EQ(p.cpe->gateway_id(), "gw-test");
@@ -81,7 +55,7 @@ TEST(TwoPeers, HandshakeThenDataBothWaysByteForByte) {
 }
 
 TEST(TwoPeers, SpoofedSourceIsDroppedAtTheGateway) {
-  Pair p;
+  Peers p;
   ASSERT_TRUE(run_until(p.io, [&] { return p.connected(); }, 3000ms));
   p.ctun.inject(udp4("10.2.0.1", kInetAddr, 1));  // not the CPE's prefix
   p.ctun.inject(udp4(kCpeAddr, kInetAddr, 2));
@@ -95,7 +69,7 @@ TEST(TwoPeers, SpoofedSourceIsDroppedAtTheGateway) {
 }
 
 TEST(TwoPeers, WrongKeyIsRefusedAndNothingIsForwarded) {
-  Pair p({}, [](tunnel::ClientConfig& c) { c.key = tunnel::hs::parse_key(kDecoyHex); });
+  Peers p({}, [](tunnel::ClientConfig& c) { c.key = tunnel::hs::parse_key(kDecoyHex); });
   run_for(p.io, 600ms);
   EXPECT_FALSE(p.cpe->session().connected());
   EXPECT_EQ(p.gw->find("cpe-1"), nullptr);
@@ -108,7 +82,7 @@ TEST(TwoPeers, WrongKeyIsRefusedAndNothingIsForwarded) {
 }
 
 TEST(TwoPeers, UnknownIdGetsTheSameAnswerAsAWrongProof) {
-  Pair p([](tunnel::GatewayConfig& g) {
+  Peers p([](tunnel::GatewayConfig& g) {
     auto keys = std::make_shared<tunnel::hs::KeyTable>();
     keys->by_id.emplace("someone-else", tunnel::keys::Binding{tunnel::hs::parse_key(kKeyHex), {}, false});
     keys->decoy = tunnel::hs::parse_key(kDecoyHex);
@@ -120,7 +94,7 @@ TEST(TwoPeers, UnknownIdGetsTheSameAnswerAsAWrongProof) {
 }
 
 TEST(TwoPeers, APrefixOutsideTheKeyFilesBindingIsRefused) {
-  Pair p([](tunnel::GatewayConfig& g) {
+  Peers p([](tunnel::GatewayConfig& g) {
     auto keys = std::make_shared<tunnel::hs::KeyTable>();
     keys->by_id.emplace("cpe-1", tunnel::keys::Binding{tunnel::hs::parse_key(kKeyHex),
                                                        {tunnel::parse_prefix("10.9.0.0/16")}, true});
@@ -140,13 +114,13 @@ TEST(TwoPeers, APrefixOutsideTheKeyFilesBindingIsRefused) {
 }
 
 TEST(TwoPeers, AnUnboundIdMayNotClaimPrefixesUnlessAllowed) {
-  Pair p([](tunnel::GatewayConfig& g) { g.allow_unbound_prefixes = false; });  // the any-id key binds nothing
+  Peers p([](tunnel::GatewayConfig& g) { g.allow_unbound_prefixes = false; });  // the any-id key binds nothing
   run_for(p.io, 600ms);
   EXPECT_FALSE(p.cpe->session().connected());
 }
 
 TEST(TwoPeers, OverlappingPrefixAndAFullGatewayAreRefused) {
-  Pair p([](tunnel::GatewayConfig& g) { g.max_cpes = 2; });
+  Peers p([](tunnel::GatewayConfig& g) { g.max_cpes = 2; });
   ASSERT_TRUE(run_until(p.io, [&] { return p.connected(); }, 3000ms));
   MemTun t2, t3, t4;
   tunnel::Client overlap(p.io, test_client(t2, p.gw->local_endpoint(), "cpe-2", "10.1.7.0/24"));
@@ -169,7 +143,7 @@ TEST(TwoPeers, OverlappingPrefixAndAFullGatewayAreRefused) {
 }
 
 // A raw connection: reads the CHALLENGE, then sends `hello` bytes as they are.
-std::string raw_handshake(Pair& p, const Bytes& send) {
+std::string raw_handshake(Peers& p, const Bytes& send) {
   tcp::socket s(p.io);
   s.connect(p.gw->local_endpoint());
   if (!send.empty()) asio::write(s, asio::buffer(send));
@@ -186,7 +160,7 @@ std::string raw_handshake(Pair& p, const Bytes& send) {
 }
 
 TEST(TwoPeers, MalformedHelloBadVersionAndTimeoutAreRefused) {
-  Pair p([](tunnel::GatewayConfig& g) { g.handshake_timeout = 300ms; }, [](tunnel::ClientConfig& c) { c.id = "x"; });
+  Peers p([](tunnel::GatewayConfig& g) { g.handshake_timeout = 300ms; }, [](tunnel::ClientConfig& c) { c.id = "x"; });
   // A HELLO whose body is garbage: ERROR "malformed hello".
   Bytes bad(tunnel::wire::kHeaderSize + 10, 0xee);
   tunnel::wire::encode_header(bad.data(), tunnel::wire::FrameType::hello, 0, 10);
@@ -202,7 +176,7 @@ TEST(TwoPeers, MalformedHelloBadVersionAndTimeoutAreRefused) {
 }
 
 TEST(TwoPeers, ABrokenConnectionResumesWithNothingLostOrDuplicated) {
-  Pair p;
+  Peers p;
   ASSERT_TRUE(run_until(p.io, [&] { return p.connected(); }, 3000ms));
   std::vector<Bytes> up, down;
   const std::uint64_t n = 3000;
@@ -234,7 +208,7 @@ TEST(TwoPeers, ABrokenConnectionResumesWithNothingLostOrDuplicated) {
 }
 
 TEST(TwoPeers, AStalledConnectionKeepsPacketsAndResumes) {
-  Pair p({}, [](tunnel::ClientConfig& c) { c.node.link.send_queue_bytes = 16 * 1024; });
+  Peers p({}, [](tunnel::ClientConfig& c) { c.node.link.send_queue_bytes = 16 * 1024; });
   ASSERT_TRUE(run_until(p.io, [&] { return p.connected(); }, 3000ms));
   p.relay->stall(true);  // bytes stop moving, nothing is closed
   const std::uint64_t n = 600;
@@ -252,7 +226,7 @@ TEST(TwoPeers, AStalledConnectionKeepsPacketsAndResumes) {
 }
 
 TEST(TwoPeers, CloseEndsTheSessionOnTheGateway) {
-  Pair p;
+  Peers p;
   ASSERT_TRUE(run_until(p.io, [&] { return p.connected(); }, 3000ms));
   p.cpe->stop();
   ASSERT_TRUE(run_until(p.io, [&] { return p.gw->find("cpe-1") == nullptr; }, 2000ms));
@@ -292,7 +266,7 @@ TEST(TwoPeers, SessionsReplacedWhileAttachedAreFreedSafely) {
 }
 
 TEST(TwoPeers, AVersion3CpeIsServedByAVersion4Gateway) {
-  Pair p({}, [](tunnel::ClientConfig& c) { c.max_version = 3; });
+  Peers p({}, [](tunnel::ClientConfig& c) { c.max_version = 3; });
   ASSERT_TRUE(run_until(p.io, [&] { return p.connected(); }, 3000ms));
   EXPECT_EQ(p.cpe->version(), 3);
   EXPECT_EQ(p.cpe->gateway_id(), "");  // version 3's HELLO_ACK has no gateway id
@@ -303,7 +277,7 @@ TEST(TwoPeers, AVersion3CpeIsServedByAVersion4Gateway) {
 }
 
 TEST(TwoPeers, ASecondLinkJoinsTheSession) {
-  Pair p({}, [](tunnel::ClientConfig& c) { c.links = 2; });
+  Peers p({}, [](tunnel::ClientConfig& c) { c.links = 2; });
   ASSERT_TRUE(run_until(p.io, [&] {
     auto* s = p.gw->find("cpe-1");
     return p.connected() && s && s->find_link(1) && s->find_link(1)->connected();
