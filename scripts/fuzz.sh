@@ -10,7 +10,6 @@
 # A crash or an invariant failure exits non-zero and leaves the input in
 # build-fuzz/crash-*. Corpora persist in build-fuzz/corpus-<target>.
 #   ./scripts/fuzz.sh [SECONDS]       seconds per target; default FUZZ_SECONDS or 15
-# With FUZZ_BUILD_ONLY=1 it builds the targets and stops.
 set -euo pipefail
 ROOT="$(cd "$(dirname "$0")/.." && pwd)"
 SECS=${1:-${FUZZ_SECONDS:-15}}
@@ -18,7 +17,6 @@ TARGETS=(fuzz_wire fuzz_records fuzz_handshake fuzz_netlink fuzz_control fuzz_cl
 cd "$ROOT"
 CXX=clang++ cmake -S . -B build-fuzz -DTUNNEL_ONLY_WIRE=ON -DTUNNEL_FUZZ=ON -DCMAKE_BUILD_TYPE=RelWithDebInfo >/dev/null
 nice cmake --build build-fuzz -j"$(nproc)" --target "${TARGETS[@]}" >/dev/null
-[[ -n ${FUZZ_BUILD_ONLY:-} ]] && exit 0
 cd build-fuzz
 for t in "${TARGETS[@]}"; do
   mkdir -p "corpus-$t"

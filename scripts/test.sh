@@ -2,8 +2,7 @@
 # The whole test suite, from a fresh machine: installs the Debian packages it
 # needs, builds, runs every test under ctest (unit, netlink replay, TUN,
 # namespace integration), builds again with AddressSanitizer and
-# UndefinedBehaviorSanitizer (build-asan/; at idle priority while the first
-# run's tests go on) and runs the ctest suite there
+# UndefinedBehaviorSanitizer (build-asan/) and runs the ctest suite there
 # too, less the tests labelled no-sanitizer (namespace tests that measure
 # time and rates), then fuzzes the codecs and parsers for a bounded time.
 # Namespace tests need root; without it they are reported as skipped.
@@ -43,41 +42,22 @@ run_ctest() {
   PASSED=$((PASSED + total - failed - skipped)) FAILED=$((FAILED + failed)) SKIPPED=$((SKIPPED + skipped))
 }
 
-# The sanitizer and fuzzer builds run at idle priority (SCHED_IDLE) while the
-# normal build's tests run: they take only the CPU time the tests leave, so
-# the times the namespace tests check stay the tests' own.
-# Everything ctest runs in the sanitizer build, nothing else (no header check,
-# no benchmarks); -O1 -g1: quicker to build than -O2 -g, still line numbers.
-san="-fsanitize=address,undefined -fno-sanitize-recover=undefined -fno-omit-frame-pointer"
-variant_builds() {
-  if [[ ${SANITIZERS:-1} != 0 ]]; then
-    if cmake -S . -B build-asan -DCMAKE_BUILD_TYPE=None -DTUNNEL_WERROR=ON -DTUNNEL_HEADER_CHECK=OFF \
-         -DCMAKE_CXX_FLAGS="-O1 -g1 $san" -DCMAKE_EXE_LINKER_FLAGS="$san" >/dev/null &&
-       cmake --build build-asan -j"$(nproc)" >/dev/null; then
-      touch build-asan/.built
-    fi
-  fi
-  FUZZ_BUILD_ONLY=1 "$ROOT/scripts/fuzz.sh" >/dev/null
-}
-export -f variant_builds
-export ROOT san
-rm -f build-asan/.built
-chrt --idle 0 bash -c variant_builds >build/variant-builds.log 2>&1 &
-variants=$!
-
 run_ctest build "normal build"
-wait "$variants"
 
 if [[ ${SANITIZERS:-1} != 0 ]]; then
-  if [[ -f build-asan/.built ]]; then
+  # Everything ctest runs, nothing else (no header check, no benchmarks);
+  # -O1 -g1: quicker to build than -O2 -g, still line numbers in reports.
+  san="-fsanitize=address,undefined -fno-sanitize-recover=undefined -fno-omit-frame-pointer"
+  if cmake -S . -B build-asan -DCMAKE_BUILD_TYPE=None -DTUNNEL_WERROR=ON -DTUNNEL_HEADER_CHECK=OFF \
+       -DCMAKE_CXX_FLAGS="-O1 -g1 $san" -DCMAKE_EXE_LINKER_FLAGS="$san" >/dev/null &&
+     cmake --build build-asan -j"$(nproc)" >/dev/null; then
     # Tests see TUNNEL_SANITIZED=1 (e.g. to allow for slower binaries).
     export ASAN_OPTIONS="halt_on_error=1:abort_on_error=1:detect_leaks=1:strict_string_checks=1"
     export UBSAN_OPTIONS="halt_on_error=1:print_stacktrace=1"
     TUNNEL_SANITIZED=1 run_ctest build-asan "ASan+UBSan build" -LE no-sanitizer
     unset ASAN_OPTIONS UBSAN_OPTIONS
   else
-    echo "test: the sanitizer build failed (build/variant-builds.log):"
-    tail -n 40 build/variant-builds.log
+    echo "test: the sanitizer build failed"
     FAILED=$((FAILED + 1))
   fi
 fi
