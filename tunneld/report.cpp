@@ -211,12 +211,12 @@ std::string Report::json() const {
       R"("drop_tun_write":{},"drop_no_route":{},{},"handshake_failures":{},"auth_failures":{},"handshake_timeouts":{},)"
       R"("rejected_pending":{},"evicted_pending":{},"accept_errors":{},"log_suppressed":{},"log_dropped":{},)"
       R"("refused_memory":{},"memory_bytes":{},"sessions_created":{},"sessions_closed":{},"sessions_expired":{},)"
-      R"("sessions_replaced":{},)"
+      R"("sessions_replaced":{},"path_redials":{},)"
       R"("protocol_errors":{{)",
       tun.rx_packets, tun.tx_packets, tun.writes, tun.drop_non_udp, tun.drop_malformed, tun.drop_write, d.drop_no_route,
       session_json(totals.s, totals.r), d.handshake_failures, d.auth_failures, d.handshake_timeouts,
       d.rejected_pending, d.evicted_pending, d.accept_errors, d.log_suppressed, log_dropped, d.refused_memory,
-      d.memory_bytes, d.sessions_created, d.sessions_closed, d.sessions_expired, d.sessions_replaced);
+      d.memory_bytes, d.sessions_created, d.sessions_closed, d.sessions_expired, d.sessions_replaced, d.path_redials);
   for (int i = 2; i < wire::kParseStatusCount; ++i)
     s += fmt::format(R"({}"{}":{})", i > 2 ? "," : "", wire::to_string(static_cast<wire::ParseStatus>(i)),
                      totals.s.proto_errors[static_cast<std::size_t>(i)] + d.proto_errors[static_cast<std::size_t>(i)]);
@@ -268,11 +268,11 @@ std::string Report::text() const {
                    t.r.drop_age, t.r.drop_memory, t.r.drop_cleared, t.s.drop_spoofed, t.s.rx_duplicates);
   std::uint64_t perr = 0;
   for (std::size_t i = 0; i < t.s.proto_errors.size(); ++i) perr += t.s.proto_errors[i] + daemon.proto_errors[i];
-  s += fmt::format("sessions: created {} closed {} expired {} replaced {}  handshakes refused {} (auth {}, timeout "
+  s += fmt::format("sessions: created {} closed {} expired {} replaced {} (paths: redials {})  handshakes refused {} (auth {}, timeout "
                    "{}, over pending cap {}, oldest dropped for a newcomer {}, over memory limit {})  protocol errors {}\n"
                    "  buffer memory {} bytes\n",
                    daemon.sessions_created, daemon.sessions_closed, daemon.sessions_expired, daemon.sessions_replaced,
-                   daemon.handshake_failures, daemon.auth_failures, daemon.handshake_timeouts, daemon.rejected_pending,
+                   daemon.path_redials, daemon.handshake_failures, daemon.auth_failures, daemon.handshake_timeouts, daemon.rejected_pending,
                    daemon.evicted_pending, daemon.refused_memory, perr, daemon.memory_bytes);
   s += fmt::format("control messages: {}  handlers running {}\n", control_text(ctl, ctl_pending), handlers_running);
   if (flows) {

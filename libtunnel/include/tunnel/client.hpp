@@ -108,6 +108,7 @@ class Client final : public Node {
   void announce_downlink();
   std::size_t pick_server() const;
   void path_changed(std::size_t path, bool up);
+  void path_stranded(std::size_t path);
   // Link `i` is the realtime link of a managed path.
   bool path_link(unsigned i) const { return i > 0 && paths_ && ccfg_.realtime_links; }
 

@@ -14,6 +14,15 @@
 // A path that is up but carries no subflow (the in-kernel PM does not
 // re-create a subflow that closed) has its endpoint rebuilt, at most every
 // `retry`.
+//
+// A path whose addresses are all of the other family than the first
+// subflow's (an IPv6-only LTE next to an IPv4 DSL) cannot be helped by a
+// rebuild: its `fullmesh` endpoint connects only to the gateway address that
+// the gateway announces, and the in-kernel PM acts on an announcement once
+// per connection. Such a path still without a subflow `retry` after its
+// endpoint went in is reported to OnStranded, again after 2, 4 ... 32 times
+// `retry` while it stays so; the owner re-dials the bulk connection, whose
+// new handshake brings the announcement again.
 #pragma once
 
 #include <tunnel/mptcp_pm.hpp>
@@ -24,9 +33,11 @@
 
 #include <boost/asio/io_context.hpp>
 #include <boost/asio/posix/stream_descriptor.hpp>
+#include <boost/asio/steady_timer.hpp>
 
 #include <chrono>
 #include <functional>
+#include <memory>
 #include <optional>
 #include <string>
 #include <vector>
@@ -38,6 +49,8 @@ class ClientPaths {
   using Clock = std::chrono::steady_clock;
   // Called when a path comes up (it has an address) or goes down.
   using OnChange = std::function<void(std::size_t path, bool up)>;
+  // Called when a path of the other family is up without a subflow (above).
+  using OnStranded = std::function<void(std::size_t path)>;
 
   ClientPaths(boost::asio::io_context& io, netlink::MptcpPm& pm, std::vector<PathSpec> specs, FamilyPolicy policy,
               std::chrono::milliseconds retry, OnChange on_change);
@@ -68,6 +81,7 @@ class ClientPaths {
   // family that lost its subflow would never get one again. Endpoints whose
   // flags change are re-added.
   void set_primary_family(int family);
+  void on_stranded(OnStranded f) { on_stranded_ = std::move(f); }
   // The address of `family` of the first path that is up or carrying: where
   // to connect from, so that a new connection leaves through a working path.
   std::optional<boost::asio::ip::address> usable_source(int family) const;
@@ -81,11 +95,14 @@ class ClientPaths {
   void apply(const std::vector<PathDecision>& ds);
   void shape(std::size_t path, int ifindex);
   std::uint32_t flags_for(std::size_t path, const boost::asio::ip::address& a) const;
+  bool other_family_only(std::size_t path) const;
+  void arm_stranded(std::size_t path);
 
   boost::asio::io_context& io_;
   std::vector<PathSpec> specs_;
   std::chrono::milliseconds retry_;
   OnChange on_change_;
+  OnStranded on_stranded_;
   std::optional<PathMonitor> mon_;
   std::optional<PathSetup> setup_;
   netlink::MptcpPm& pm_;
@@ -93,6 +110,8 @@ class ClientPaths {
   std::vector<int> missing_;                     // periodic checks in a row an up path carried no subflow
   std::vector<Clock::time_point> last_rebuild_;
   std::vector<int> shaped_;  // per path: the ifindex whose egress we shaped, 0: none
+  std::vector<std::unique_ptr<boost::asio::steady_timer>> stranded_timer_;  // per path
+  std::vector<int> stranded_;  // per path: OnStranded calls since it last carried
   bool stopped_ = false;
   int primary_ = 0;  // AF_UNSPEC: not known yet
 };

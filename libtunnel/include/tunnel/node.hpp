@@ -53,6 +53,7 @@ struct NodeCounters {
   std::uint64_t sessions_expired = 0;    // not resumed within the hold time
   std::uint64_t sessions_replaced = 0;   // the same CPE id started a new session
   std::uint64_t drop_no_route = 0;       // TUN packet for no CPE's prefix
+  std::uint64_t path_redials = 0;        // CPE: bulk link re-dialled for a path of the gateway's other family
   std::array<std::uint64_t, wire::kParseStatusCount> proto_errors{};  // during handshakes
 };
 

@@ -55,6 +55,7 @@ void Client::on_start() {
     // A path that comes up while the tunnel is down is tried at once, not after the backoff.
     paths_.emplace(io_, *pm_, std::move(specs), policy, ccfg_.path_retry,
                    [this](std::size_t path, bool up) { path_changed(path, up); });
+    paths_->on_stranded([this](std::size_t path) { path_stranded(path); });
     paths_->start();
   }
   connect(0);
@@ -115,6 +116,21 @@ void Client::path_changed(std::size_t path, bool up) {
     c.retry.cancel();
     connect(0);
   }
+}
+
+// A path of the gateway's other family, up without a subflow (client_paths.hpp):
+// a new bulk connection makes the gateway announce its address again. The
+// link resumes on it, so nothing is lost; the realtime links are not touched.
+void Client::path_stranded(std::size_t path) {
+  if (stopping_ || !session_->link(0).connected() || !cfg_.mptcp) return;
+  Link& l = session_->link(0);
+  paths_->update(connection_stats(l.fd()), Clock::now(), false);
+  if (paths_->state(path) != PathState::up) return;
+  spdlog::info("path {}: no subflow to the gateway's other address; reconnecting {} so that the gateway announces it",
+               paths_->name(path), link_name(0));
+  ++dc_.path_redials;
+  l.detach();
+  connect(0);
 }
 
 void Client::on_stats() {

@@ -21,6 +21,8 @@ ClientPaths::ClientPaths(asio::io_context& io, netlink::MptcpPm& pm, std::vector
   missing_.assign(specs_.size(), 0);
   last_rebuild_.assign(specs_.size(), {});
   shaped_.assign(specs_.size(), 0);
+  stranded_.assign(specs_.size(), 0);
+  for (std::size_t i = 0; i < specs_.size(); ++i) stranded_timer_.push_back(std::make_unique<asio::steady_timer>(io_));
 }
 
 ClientPaths::~ClientPaths() { stop(); }
@@ -48,6 +50,7 @@ void ClientPaths::stop() {
   boost::system::error_code ec;
   if (sd_) sd_->cancel(ec);
   sd_.reset();
+  for (auto& t : stranded_timer_) t->cancel();
   setup_.reset();  // removes our endpoints, restores the limits
   for (std::size_t i = 0; i < shaped_.size(); ++i)
     if (shaped_[i] && shaper::remove(shaped_[i])) spdlog::info("path {}: egress shaping removed", name(i));
@@ -100,6 +103,10 @@ void ClientPaths::apply(const std::vector<PathDecision>& ds) {
         else
           spdlog::info("path {}: endpoint {} {}", spec.ifname, d.addr.to_string(), to_string(r));
         missing_[d.path] = 0;
+        if (add && r != EndpointResult::failed) {
+          stranded_[d.path] = 0;
+          arm_stranded(d.path);
+        }
         break;
       }
       case PathDecision::Kind::path_up:
@@ -139,6 +146,26 @@ void ClientPaths::set_primary_family(int family) {
     }
 }
 
+bool ClientPaths::other_family_only(std::size_t path) const {
+  const auto& eps = addresses(path);
+  if (primary_ == 0 || eps.empty()) return false;
+  return std::none_of(eps.begin(), eps.end(), [&](const asio::ip::address& a) {
+    return (a.is_v4() ? AF_INET : AF_INET6) == primary_;
+  });
+}
+
+void ClientPaths::arm_stranded(std::size_t path) {
+  if (!on_stranded_ || !other_family_only(path)) return;
+  auto& t = *stranded_timer_[path];
+  t.expires_after(retry_ * (1 << std::min(stranded_[path], 5)));
+  t.async_wait([this, path](const boost::system::error_code& ec) {
+    if (ec || stopped_ || state(path) != PathState::up || !other_family_only(path)) return;
+    ++stranded_[path];
+    on_stranded_(path);
+    arm_stranded(path);
+  });
+}
+
 std::optional<asio::ip::address> ClientPaths::usable_source(int family) const {
   for (std::size_t i = 0; i < specs_.size(); ++i) {
     const auto st = state(i);
@@ -158,6 +185,10 @@ void ClientPaths::update(const ConnectionStats& cs, Clock::time_point now, bool 
       return s.state == 1 && std::find(eps.begin(), eps.end(), a) != eps.end();
     });
     tr.set_carrying(i, carrying);
+    if (carrying && stranded_[i] > 0) {
+      stranded_timer_[i]->cancel();
+      stranded_[i] = 0;
+    }
     if (carrying || eps.empty() || tr.state(i) == PathState::down) {
       if (carrying && missing_[i] > 2) spdlog::info("path {}: subflow is back", name(i));
       missing_[i] = 0;
