@@ -113,7 +113,9 @@ int main(int argc, char** argv) {
       ->capture_default_str()
       ->check(CLI::Range(100u, 600000u));
   cli->add_option("--path-retry", path_retry_ms,
-                  "Milliseconds between attempts to rebuild a path's lost subflow (checked every --stats-interval)")
+                  "Milliseconds between attempts to rebuild a path's lost subflow (checked every --stats-interval); "
+                  "also how long a path of the gateway's other address family may be up without a subflow "
+                  "before the tunnel is re-dialled for it")
       ->capture_default_str()
       ->check(CLI::Range(200u, 600000u));
   add_common(cli, co, craw);
