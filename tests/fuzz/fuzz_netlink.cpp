@@ -5,7 +5,7 @@
 // byte picks the link index and family the address parser looks for.
 #include <tunnel/mptcp_pm_msg.hpp>
 #include <tunnel/mptcp_uapi.hpp>
-#include <tunnel/rtnl.hpp>
+#include <tunnel/rtnl_addr.hpp>
 
 #include <libmnl/libmnl.h>
 #include <linux/genetlink.h>
