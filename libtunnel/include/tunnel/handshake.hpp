@@ -16,7 +16,6 @@
 
 #include <cstdint>
 #include <span>
-#include <string_view>
 
 namespace tunnel::hs {
 
@@ -37,10 +36,9 @@ bool verify_hello_ack(std::span<const std::uint8_t> body, std::uint8_t version, 
 Nonce random_nonce();
 std::uint64_t random_u64();
 
-// The ERROR reasons a gateway sends are wire_reason(Fault) (fault.hpp). The
-// one answer for an unknown id and for a wrong proof, so that ids cannot be
-// enumerated (the proof is checked against KeyTable::key_or_decoy):
-inline constexpr std::string_view kErrAuthFailed = "authentication failed";
-inline constexpr std::string_view kErrPrefixNotAllowed = keys::kErrPrefixNotAllowed;
+// The ERROR reasons a gateway sends are wire_reason(Fault) (fault.hpp): an
+// unknown id and a wrong proof get the same one, Fault::auth_failed, so that
+// ids cannot be enumerated (the proof is checked against
+// KeyTable::key_or_decoy).
 
 }  // namespace tunnel::hs
