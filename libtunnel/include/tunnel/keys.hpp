@@ -25,6 +25,7 @@
 #pragma once
 
 #include <tunnel/address.hpp>
+#include <tunnel/key_view.hpp>
 
 #include <cstddef>
 #include <cstdint>
@@ -40,10 +41,6 @@ namespace tunnel::keys {
 
 inline constexpr std::size_t kMinKeyBytes = 32;
 inline constexpr std::size_t kMaxKeyBytes = 64;
-
-// Read-only view of key bytes, as the MAC, KDF and AEAD functions take them.
-// Empty: no key.
-using KeyView = std::span<const std::uint8_t>;
 
 // Owns secret bytes in locked memory (see the file comment). Move-only; the
 // bytes are wiped when the object is destroyed or assigned over. A
