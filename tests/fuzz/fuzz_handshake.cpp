@@ -2,7 +2,7 @@
 // input byte picks CHALLENGE, HELLO or HELLO_ACK, the rest is the body. What
 // a decoder accepts must encode back to the same bytes, and a refusal must
 // say why.
-#include <tunnel/handshake.hpp>
+#include <tunnel/handshake_codec.hpp>
 
 #include <cstdlib>
 #include <cstring>

@@ -3,9 +3,9 @@
 // every parser (mptcp_pm: family, endpoint, limits, event; rtnetlink: the
 // address of a link), which must check each length before use. The first
 // byte picks the link index and family the address parser looks for.
-#include <tunnel/mptcp_pm.hpp>
+#include <tunnel/mptcp_pm_msg.hpp>
 #include <tunnel/mptcp_uapi.hpp>
-#include <tunnel/rtnl.hpp>
+#include <tunnel/rtnl_addr.hpp>
 
 #include <libmnl/libmnl.h>
 #include <linux/genetlink.h>

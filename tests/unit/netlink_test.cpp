@@ -1,6 +1,6 @@
 #include "recorded_netlink.hpp"
 
-#include <tunnel/mptcp_pm.hpp>
+#include <tunnel/mptcp_pm_msg.hpp>
 #include <tunnel/mptcp_uapi.hpp>
 
 #include <gtest/gtest.h>

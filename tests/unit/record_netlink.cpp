@@ -1,6 +1,7 @@
 // Prints mptcp_pm replies as C arrays, to refresh recorded_netlink.hpp. Not built
 // by default; run it in a scratch namespace set up as that header says:
-//   g++ -std=c++20 -Ilibtunnel/include tests/unit/record_netlink.cpp build/libtunnel/libtunnel*.a -lmnl -lspdlog -lfmt
+//   I=libtunnel/include L=build/libtunnel
+//   g++ -std=c++20 -I$I/wire -I$I/codecs -I$I/io tests/unit/record_netlink.cpp $L/libtunnel_{io,codecs,wire}.a -lmnl -lspdlog -lfmt
 #include <tunnel/mptcp_pm.hpp>
 #include <libmnl/libmnl.h>
 #include <linux/genetlink.h>

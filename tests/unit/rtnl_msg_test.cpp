@@ -1,6 +1,6 @@
-// The rtnetlink address parser (rtnl.hpp, rtnl_msg.cpp) on messages shaped
+// The rtnetlink address parser (rtnl_addr.hpp, rtnl_addr.cpp) on messages shaped
 // like the kernel's RTM_NEWADDR replies.
-#include <tunnel/rtnl.hpp>
+#include <tunnel/rtnl_addr.hpp>
 
 #include <gtest/gtest.h>
 #include <libmnl/libmnl.h>

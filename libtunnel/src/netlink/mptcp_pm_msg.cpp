@@ -2,7 +2,7 @@
 // arguments are already validated by the caller; attributes are emitted into
 // the caller's buffer; replies are parsed into a table indexed by attribute
 // type after each attribute's length has been checked.
-#include <tunnel/mptcp_pm.hpp>
+#include <tunnel/mptcp_pm_msg.hpp>
 #include <tunnel/mptcp_uapi.hpp>
 
 #include <arpa/inet.h>

@@ -1,4 +1,5 @@
 #include <tunnel/rtnl.hpp>
+#include <tunnel/rtnl_addr.hpp>
 
 #include <libmnl/libmnl.h>
 #include <linux/if_addr.h>

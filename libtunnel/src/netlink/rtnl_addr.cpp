@@ -1,7 +1,7 @@
-// Parsing of rtnetlink address messages (rtnl.hpp), iproute2 style: the
+// Parsing of rtnetlink address messages (rtnl_addr.hpp), iproute2 style: the
 // attributes are indexed by type after each one's length has been checked.
 // Pure: no sockets, so it is unit-tested and fuzzed on its own.
-#include <tunnel/rtnl.hpp>
+#include <tunnel/rtnl_addr.hpp>
 
 #include <libmnl/libmnl.h>
 #include <linux/if_addr.h>

@@ -1,7 +1,7 @@
-// The handshake messages' bodies (handshake.hpp): encoders and decoders
+// The handshake messages' bodies (handshake_codec.hpp): encoders and decoders
 // only. No OpenSSL here, so the fuzz build compiles this file alone.
 #include <tunnel/control_wire.hpp>
-#include <tunnel/handshake.hpp>
+#include <tunnel/handshake_codec.hpp>
 #include <tunnel/wire.hpp>
 
 #include <algorithm>

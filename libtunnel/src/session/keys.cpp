@@ -1,4 +1,4 @@
-#include <tunnel/handshake.hpp>
+#include <tunnel/handshake_codec.hpp>
 #include <tunnel/keys.hpp>
 
 #include <fcntl.h>

@@ -1,5 +1,5 @@
 // See suite.hpp.
-#include <tunnel/handshake.hpp>
+#include <tunnel/handshake_codec.hpp>
 #include <tunnel/suite.hpp>
 
 namespace tunnel {

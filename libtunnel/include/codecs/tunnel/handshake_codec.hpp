@@ -1,27 +1,19 @@
-// Session handshake (docs/protocol.md, "Handshake"): message bodies and
-// proofs. Pure: bytes in, values out; no sockets. The encoders and decoders
-// (handshake_codec.cpp) need no OpenSSL; the proofs and random values
-// (handshake.cpp) do. Keys and key files: keys.hpp.
+// Session handshake (docs/protocol.md, "Handshake"): the message bodies and
+// their encoders and decoders. Pure: bytes in, values out; no sockets, no
+// OpenSSL. The proofs and random values are handshake.hpp's.
 //
 //   gateway                                CPE
 //      | -- CHALLENGE(server nonce) ------> |
 //      | <----- HELLO(id, prefixes, resume, client nonce, client proof) |
 //      | -- HELLO_ACK(session, resume point, server proof) -> |   or ERROR(reason)
 //
-// client proof = HMAC-SHA256(key, "tunneld/V hello" | server nonce | HELLO body before the proof)
-// server proof = HMAC-SHA256(key, "tunneld/V hello-ack" | client nonce | server nonce |
-//                                 HELLO_ACK body before the proof)
-// V is the connection's protocol version. The gateway sends CHALLENGE in
-// version 3's header with the range it speaks appended (a version 3 CPE
-// ignores it); the CPE picks the highest version both speak and sends HELLO
-// in it; HELLO_ACK and every later frame use the same version.
-// Each proof covers the other side's fresh nonce, so a recorded exchange is
-// useless on a new connection, and every field it is sent with, so none can
-// be changed in flight. Proofs are compared in constant time.
+// The gateway sends CHALLENGE in version 3's header with the range it speaks
+// appended (a version 3 CPE ignores it); the CPE picks the highest version
+// both speak and sends HELLO in it; HELLO_ACK and every later frame use the
+// same version.
 #pragma once
 
 #include <tunnel/address.hpp>
-#include <tunnel/keys.hpp>
 
 #include <array>
 #include <cstdint>
@@ -100,7 +92,8 @@ struct HelloAck {
 
 // Encoders append the frame body (no frame header) to `out` in the layout of
 // protocol `version` (3 or 4). The proof is the last kProofSize bytes of the
-// body; encode with a zero proof, then sign_hello / sign_hello_ack fill it in.
+// body; encode with a zero proof, then sign_hello / sign_hello_ack
+// (handshake.hpp) fill it in.
 void encode(const Challenge& c, std::vector<std::uint8_t>& out);
 void encode(const Hello& h, std::uint8_t version, std::vector<std::uint8_t>& out);
 void encode(const HelloAck& a, std::uint8_t version, std::vector<std::uint8_t>& out);
@@ -114,28 +107,5 @@ std::optional<HelloAck> decode_hello_ack(std::span<const std::uint8_t> body, std
 // True when `id` is 1..kMaxIdLength printable ASCII characters without
 // spaces: the ids a HELLO and the gateway's key file may carry.
 bool valid_id(std::string_view id) noexcept;
-
-// `body` is an encoded HELLO / HELLO_ACK of protocol `version`; its last
-// kProofSize bytes are overwritten with the proof. With an empty key
-// (authentication disabled) the proof is all zero. A hs::Key
-// (keys::SecretKey) converts to KeyView.
-void sign_hello(std::span<std::uint8_t> body, std::uint8_t version, KeyView key, const Nonce& server_nonce);
-void sign_hello_ack(std::span<std::uint8_t> body, std::uint8_t version, KeyView key, const Nonce& client_nonce,
-                    const Nonce& server_nonce);
-// True when the proof at the end of `body` is right, compared in constant
-// time. Always false with an empty key.
-bool verify_hello(std::span<const std::uint8_t> body, std::uint8_t version, KeyView key, const Nonce& server_nonce);
-bool verify_hello_ack(std::span<const std::uint8_t> body, std::uint8_t version, KeyView key,
-                      const Nonce& client_nonce, const Nonce& server_nonce);
-
-// Fresh random bytes from OpenSSL's CSPRNG; throws if it fails.
-Nonce random_nonce();
-std::uint64_t random_u64();
-
-// The ERROR reasons a gateway sends are wire_reason(Fault) (fault.hpp). The
-// one answer for an unknown id and for a wrong proof, so that ids cannot be
-// enumerated (the proof is checked against KeyTable::key_or_decoy):
-inline constexpr std::string_view kErrAuthFailed = "authentication failed";
-inline constexpr std::string_view kErrPrefixNotAllowed = keys::kErrPrefixNotAllowed;
 
 }  // namespace tunnel::hs

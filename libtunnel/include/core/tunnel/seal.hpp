@@ -26,7 +26,7 @@
 // or reordered fails to open.
 #pragma once
 
-#include <tunnel/keys.hpp>
+#include <tunnel/key_view.hpp>
 
 #include <array>
 #include <cstddef>

@@ -25,6 +25,7 @@
 #pragma once
 
 #include <tunnel/address.hpp>
+#include <tunnel/key_view.hpp>
 
 #include <cstddef>
 #include <cstdint>
@@ -40,10 +41,6 @@ namespace tunnel::keys {
 
 inline constexpr std::size_t kMinKeyBytes = 32;
 inline constexpr std::size_t kMaxKeyBytes = 64;
-
-// Read-only view of key bytes, as the MAC, KDF and AEAD functions take them.
-// Empty: no key.
-using KeyView = std::span<const std::uint8_t>;
 
 // Owns secret bytes in locked memory (see the file comment). Move-only; the
 // bytes are wiped when the object is destroyed or assigned over. A
@@ -102,8 +99,8 @@ enum class Admission : std::uint8_t {
                        // list (or used the any-id key) and unbound prefixes
                        // are not allowed
 };
-// The ERROR reason for a refusal: "prefix not allowed".
-inline constexpr std::string_view kErrPrefixNotAllowed = "prefix not allowed";
+// A refusal for prefix_not_allowed is sent as Fault::prefix_not_allowed
+// (fault.hpp).
 
 // The gateway's key file, loaded. Immutable once loaded; a reload builds a
 // new table (reload_key_table).
@@ -116,8 +113,8 @@ struct KeyTable {
 
   // The key to verify `id`'s proof with: find(id), or when there is none a
   // random key fixed for this table, so that an unknown id costs the same
-  // work as a wrong proof and fails the same way (answer hs::kErrAuthFailed
-  // for both). Empty only for a table that was not loaded from a file.
+  // work as a wrong proof and fails the same way (Fault::auth_failed for
+  // both). Empty only for a table that was not loaded from a file.
   const SecretKey& key_or_decoy(std::string_view id) const noexcept;
 
   // Whether `id`, already authenticated, may claim `claimed`. A prefix is

@@ -23,8 +23,8 @@
 namespace tunnel::wire {
 
 // The newest version this build speaks, and the oldest it still serves. The
-// version of a connection is chosen in its handshake (handshake.hpp); frame
-// layouts are the same in both, version 4 adds fields to the handshake.
+// version of a connection is chosen in its handshake (handshake_codec.hpp);
+// frame layouts are the same in both, version 4 adds fields to the handshake.
 inline constexpr std::uint8_t kVersion = 4;
 inline constexpr std::uint8_t kMinVersion = 3;
 inline constexpr std::size_t kHeaderSize = 8;
@@ -36,13 +36,13 @@ inline constexpr std::size_t kMaxPacket = 65535;
 
 enum class FrameType : std::uint8_t {
   data = 1,       // body: dsn(8) of the first packet + records (data_frame.hpp)
-  hello = 2,      // CPE -> gateway: identity, resume request, proof (handshake.hpp)
-  hello_ack = 3,  // gateway -> CPE: session ID, resume point, proof (handshake.hpp)
+  hello = 2,      // CPE -> gateway: identity, resume request, proof (handshake_codec.hpp)
+  hello_ack = 3,  // gateway -> CPE: session ID, resume point, proof (handshake_codec.hpp)
   error = 4,      // body: UTF-8 reason, the sender closes after it
   heartbeat = 5,  // body: empty
   ack = 6,        // body: cumulative dsn(8): every DATA frame up to it arrived
   close = 7,      // body: empty; the sender ends the session
-  challenge = 8,  // gateway -> CPE, first frame on a connection: nonce (handshake.hpp)
+  challenge = 8,  // gateway -> CPE, first frame on a connection: nonce (handshake_codec.hpp)
   // Version 4 only (a version 3 connection refuses them as bad_type):
   message = 9,    // control message (control_wire.hpp)
   result = 10,    // control result (control_wire.hpp)

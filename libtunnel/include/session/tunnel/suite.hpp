@@ -1,6 +1,6 @@
 // Negotiation of a connection's frame protection in the handshake
-// (handshake.hpp: the cipher and protection bytes of a version 4 HELLO and
-// HELLO_ACK; seal.hpp: what they select). Pure.
+// (handshake_codec.hpp: the cipher and protection bytes of a version 4 HELLO
+// and HELLO_ACK; seal.hpp: what they select). Pure.
 //
 // The CPE offers its preferred cipher and the protection it wants
 // (encrypt, or integrity_only with --integrity-only; none only without a

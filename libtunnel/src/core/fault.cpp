@@ -1,5 +1,4 @@
 #include <tunnel/fault.hpp>
-#include <tunnel/handshake.hpp>
 
 namespace tunnel {
 
@@ -38,10 +37,10 @@ std::string_view wire_reason(Fault f) noexcept {
     case Fault::malformed_frame:
     case Fault::unexpected_frame:
     case Fault::malformed_hello: return "malformed hello";
-    case Fault::auth_failed: return hs::kErrAuthFailed;
+    case Fault::auth_failed: return "authentication failed";  // an unknown id too: no enumeration
     case Fault::gateway_full: return "gateway full";
     case Fault::prefix_in_use: return "prefix in use by another CPE";
-    case Fault::prefix_not_allowed: return hs::kErrPrefixNotAllowed;
+    case Fault::prefix_not_allowed: return "prefix not allowed";
     case Fault::unknown_session: return "unknown session";
     case Fault::protection_required: return "protection required";
     default: return {};

@@ -1,12 +1,12 @@
 // Links and addresses over rtnetlink (libnl-route; libmnl for the address
-// dump). Start-up and shutdown only; every function but the parser throws
-// std::runtime_error (or std::system_error) naming what failed.
+// dump). Start-up and shutdown only; every function throws
+// std::runtime_error (or std::system_error) naming what failed. The address
+// dump's parser is rtnl_addr.hpp.
 #pragma once
 
 #include <tunnel/address.hpp>
 
 #include <boost/asio/ip/address.hpp>
-#include <linux/netlink.h>
 
 #include <optional>
 #include <string>
@@ -19,12 +19,6 @@ int ifindex(const std::string& name);
 // The first global-scope address of `family` (AF_INET/AF_INET6) on the link,
 // in the kernel's order (the primary address). nullopt when there is none.
 std::optional<boost::asio::ip::address> primary_address(int ifindex, int family);
-
-// The address an RTM_NEWADDR message `nlh` carries when it is for link
-// `ifindex`, of `family`, with global scope: IFA_LOCAL, else IFA_ADDRESS.
-// nullopt for any other message, and for a malformed one (lengths are
-// checked before use). Pure (rtnl_msg.cpp).
-std::optional<boost::asio::ip::address> parse_global_address(const nlmsghdr* nlh, int ifindex, int family);
 
 // Sets the link's MTU and brings it up.
 void set_mtu_and_up(int ifindex, unsigned mtu);
