@@ -1,8 +1,8 @@
 // Each refusal of the gateway's handshake (docs/protocol.md, "Refusals"),
 // checked by the reason its ERROR carries: a real CPE's refusals through
 // the reason it logs ("refused by the gateway: REASON"), and the ones no
-// real CPE sends (garbage) through a hand-written connection (raw_cpe.hpp)
-// that reads the ERROR itself.
+// real CPE sends (garbage, a foreign session, a downgraded version) through
+// a hand-written connection (raw_cpe.hpp) that reads the ERROR itself.
 #include "harness.hpp"
 #include "raw_cpe.hpp"
 
@@ -150,6 +150,92 @@ TEST(Refusals, MalformedHelloBadVersionAndTimeoutAreRefused) {
   }
   EXPECT_GE(p.gw->counters().handshake_timeouts, 1u);
   EXPECT_EQ(p.gw->pending(), 0u);
+}
+
+// A join (link > 0) must name the session this id holds on the gateway.
+TEST(Refusals, AJoinNamingAnAbsentOrAnotherCpesSessionIsAnUnknownSession) {
+  Peers p;
+  ASSERT_TRUE(run_until(p.io, [&] { return p.connected(); }, 3000ms));
+  const std::uint64_t sid = p.gs().id();
+  const auto failures0 = p.gw->counters().handshake_failures;
+  const auto key = hs::parse_key(kKeyHex);
+  {  // a session the gateway does not hold
+    RawCpe r(p.io, p.gw->local_endpoint());
+    ASSERT_TRUE(r.challenge());
+    auto h = RawCpe::hello_for("cpe-1", "10.1.0.0/16");
+    h.link = 1;
+    h.resume_session = sid + 1;
+    r.hello(h, wire::kVersion, key);
+    EXPECT_EQ(r.refusal(), "unknown session");
+  }
+  {  // cpe-1's session, named by another id (the any-id key lets cpe-2 in)
+    RawCpe r(p.io, p.gw->local_endpoint());
+    ASSERT_TRUE(r.challenge());
+    auto h = RawCpe::hello_for("cpe-2", "10.2.0.0/16");
+    h.link = 1;
+    h.resume_session = sid;
+    r.hello(h, wire::kVersion, key);
+    EXPECT_EQ(r.refusal(), "unknown session");
+  }
+  EXPECT_EQ(p.gw->counters().handshake_failures, failures0 + 2);
+  EXPECT_EQ(p.gw->counters().auth_failures, 0u);
+  EXPECT_EQ(p.gs().find_link(1), nullptr);  // no link joined
+  {  // the same join by cpe-1 itself is taken
+    RawCpe r(p.io, p.gw->local_endpoint());
+    ASSERT_TRUE(r.challenge());
+    auto h = RawCpe::hello_for("cpe-1", "10.1.0.0/16");
+    h.link = 1;
+    h.resume_session = sid;
+    r.hello(h, wire::kVersion, key);
+    const auto ack = r.next();
+    ASSERT_TRUE(ack);
+    EXPECT_EQ(ack->type, wire::FrameType::hello_ack);
+  }
+  EXPECT_TRUE(p.connected());
+  EXPECT_EQ(p.gs().id(), sid);  // the CPE's session went on untouched
+}
+
+// A CPE that speaks a newer version than the CHALLENGE offered says so
+// (capability bit 1, under its proof): when the gateway did offer newer,
+// someone altered the CHALLENGE, and the gateway refuses.
+TEST(Refusals, ADowngradedHandshakeIsRefused) {
+  Peers p;
+  const auto key = hs::parse_key(kKeyHex);
+  const auto failures0 = p.gw->counters().handshake_failures;
+  {
+    RawCpe r(p.io, p.gw->local_endpoint());
+    const auto ch = r.challenge();
+    ASSERT_TRUE(ch);
+    ASSERT_EQ(ch->max_version, wire::kVersion);  // version 4 was offered...
+    auto h = RawCpe::hello_for("cpe-2", "10.2.0.0/16");
+    h.capabilities = hs::kCapNewerVersion;  // ...yet the CPE says it chose 3 for want of newer
+    r.hello(h, 3, key);
+    std::uint8_t version = 0;
+    EXPECT_EQ(r.refusal(&version), "unsupported version");
+    EXPECT_EQ(version, 3);
+  }
+  EXPECT_EQ(p.gw->counters().handshake_failures, failures0 + 1);
+  EXPECT_EQ(proto_errors(*p.gw, wire::ParseStatus::bad_version), 0u);  // not the frame header's refusal
+  EXPECT_EQ(p.gw->find("cpe-2"), nullptr);
+  {  // a version 3 CPE, which knows no newer, is served
+    RawCpe r(p.io, p.gw->local_endpoint());
+    ASSERT_TRUE(r.challenge());
+    r.hello(RawCpe::hello_for("cpe-3", "10.3.0.0/16"), 3, key);
+    const auto ack = r.next();
+    ASSERT_TRUE(ack);
+    EXPECT_EQ(ack->type, wire::FrameType::hello_ack);
+  }
+  {  // and so is a CPE newer than the gateway that speaks the newest offered
+    RawCpe r(p.io, p.gw->local_endpoint());
+    ASSERT_TRUE(r.challenge());
+    auto h = RawCpe::hello_for("cpe-4", "10.4.0.0/16");
+    h.capabilities = hs::kCapNewerVersion;
+    r.hello(h, wire::kVersion, key);
+    const auto ack = r.next();
+    ASSERT_TRUE(ack);
+    EXPECT_EQ(ack->type, wire::FrameType::hello_ack);
+  }
+  EXPECT_EQ(p.gw->counters().handshake_failures, failures0 + 1);
 }
 
 }  // namespace
