@@ -4,12 +4,16 @@
 
 #include <boost/asio/read.hpp>
 #include <boost/asio/write.hpp>
+#include <spdlog/sinks/ostream_sink.h>
+#include <spdlog/spdlog.h>
 
 #include <arpa/inet.h>
 #include <sys/socket.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <array>
+#include <sstream>
 #include <stdexcept>
 
 namespace inproc {
@@ -97,7 +101,7 @@ struct Relay::Pair : std::enable_shared_from_this<Relay::Pair> {
     });
   }
   void forward(tcp::socket& from, tcp::socket& to, std::array<std::uint8_t, 16384>& buf, std::size_t n) {
-    if (stalled) {  // hold the bytes and look again later
+    if (stalled || (&from == &a && relay.stalled_to_target_)) {  // hold the bytes and look again later
       auto t = std::make_shared<asio::steady_timer>(from.get_executor(), 20ms);
       t->async_wait([self = shared_from_this(), t, &from, &to, &buf, n](boost::system::error_code ec) {
         if (!ec) self->forward(from, to, buf, n);
@@ -212,6 +216,36 @@ tunnel::ClientConfig test_client(const MemTun& tun, tcp::endpoint server, std::s
   c.reconnect_max = 200ms;
   return c;
 }
+
+// ---------------------------------------------------------------- logs
+
+struct LogCapture::Impl {
+  std::ostringstream out;
+  std::shared_ptr<spdlog::sinks::ostream_sink_st> sink = std::make_shared<spdlog::sinks::ostream_sink_st>(out);
+};
+
+LogCapture::LogCapture() : impl_(std::make_unique<Impl>()) {
+  impl_->sink->set_pattern("%l %v");
+  spdlog::default_logger()->sinks().push_back(impl_->sink);
+}
+
+LogCapture::~LogCapture() {
+  auto& sinks = spdlog::default_logger()->sinks();
+  sinks.erase(std::remove(sinks.begin(), sinks.end(), impl_->sink), sinks.end());
+}
+
+std::size_t LogCapture::count(std::string_view needle) const {
+  std::istringstream in(impl_->out.str());
+  std::size_t n = 0;
+  for (std::string line; std::getline(in, line);) n += line.find(needle) != std::string::npos;
+  return n;
+}
+
+std::string LogCapture::text() const { return impl_->out.str(); }
+
+void LogCapture::clear() { impl_->out.str({}); }
+
+// ---------------------------------------------------------------- loop
 
 bool run_until(asio::io_context& io, const std::function<bool()>& done, std::chrono::milliseconds limit) {
   const auto end = std::chrono::steady_clock::now() + limit;

@@ -18,6 +18,7 @@
 #include <list>
 #include <memory>
 #include <string>
+#include <string_view>
 #include <vector>
 
 namespace inproc {
@@ -60,6 +61,8 @@ class Relay {
   void cut(std::chrono::milliseconds refuse = 0ms);
   // While stalled, nothing is copied in either direction (a silent blackhole).
   void stall(bool on) { stalled_ = on; }
+  // While on, nothing is copied toward the target; the other way flows.
+  void stall_to_target(bool on) { stalled_to_target_ = on; }
   std::size_t connections() const { return accepted_; }
   // What an attacker on the path does, once, to the next bytes it copies
   // toward the gateway (`to_target`) or back: flips byte `at` of them
@@ -85,6 +88,7 @@ class Relay {
   boost::asio::ip::tcp::acceptor acc_;
   std::list<std::shared_ptr<Pair>> pairs_;
   bool stalled_ = false;
+  bool stalled_to_target_ = false;
   Tamper tamper_;
   bool capture_on_ = false;
   Bytes captured_;
@@ -100,6 +104,24 @@ tunnel::NodeConfig test_node(const MemTun& tun, const char* role);
 tunnel::GatewayConfig test_gateway(const MemTun& tun);
 tunnel::ClientConfig test_client(const MemTun& tun, boost::asio::ip::tcp::endpoint server, std::string id,
                                  const char* prefix);
+
+// What the default logger writes while it lives (the console gets it too),
+// one line per event: "LEVEL message".
+class LogCapture {
+ public:
+  LogCapture();
+  ~LogCapture();
+  LogCapture(const LogCapture&) = delete;
+  LogCapture& operator=(const LogCapture&) = delete;
+  // Lines that contain `needle`.
+  std::size_t count(std::string_view needle) const;
+  std::string text() const;
+  void clear();
+
+ private:
+  struct Impl;
+  std::unique_ptr<Impl> impl_;
+};
 
 // Runs `io` until `done()` or `limit` passes; returns done().
 bool run_until(boost::asio::io_context& io, const std::function<bool()>& done, std::chrono::milliseconds limit);

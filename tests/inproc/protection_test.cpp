@@ -125,11 +125,13 @@ TEST(Protection, AVersion3CpeIsServedUnprotectedUnlessRequired) {
     EXPECT_EQ(p.cpe->version(), 3);
   }
   {
+    LogCapture log;
     Peers p([](tunnel::GatewayConfig& g) { g.protection.require = true; },
            [](tunnel::ClientConfig& c) { c.max_version = 3; });
     run_for(p.io, 600ms);
     EXPECT_FALSE(p.cpe->session().connected());
     EXPECT_GE(p.gw->counters().handshake_failures, 1u);
+    EXPECT_GE(log.count("refused by the gateway: protection required)"), 1u) << log.text();
   }
 }
 

@@ -1,8 +1,12 @@
 // A gateway no one can lock out or stop: a flood of idle connections from
 // one address does not keep a CPE out (the oldest pending handshake of a
 // source is dropped, never the newcomer); a TUN that vanishes ends the
-// node cleanly, once, instead of spinning.
+// node cleanly, once, instead of spinning; a malformed control frame, either
+// way, ends that connection only (logged once, counted) and the session
+// resumes with nothing lost.
 #include "harness.hpp"
+
+#include <tunnel/wire.hpp>
 
 #include <boost/asio/executor_work_guard.hpp>
 #include <boost/asio/post.hpp>
@@ -137,6 +141,120 @@ TEST(Robustness, AVanishedTunEndsTheNodeOnce) {
   io.run_for(2000ms);
   EXPECT_LT(std::chrono::steady_clock::now() - t0, 1500ms);
   EXPECT_EQ(fatal, 1);
+}
+
+// ---------------------------------------------------------------- bad control frames
+
+namespace wire = tunnel::wire;
+constexpr const char* kCpeAddr = "10.1.0.5";
+constexpr const char* kInetAddr = "192.0.2.9";
+
+void put64(Bytes& b, std::uint64_t v) {
+  for (int i = 7; i >= 0; --i) b.push_back(static_cast<std::uint8_t>(v >> (8 * i)));
+}
+
+Bytes control_frame(wire::FrameType type, Bytes body) {
+  Bytes f(wire::kHeaderSize);
+  wire::encode_header(f.data(), type, 0, static_cast<std::uint32_t>(body.size()));
+  f.insert(f.end(), body.begin(), body.end());
+  return f;
+}
+
+// MESSAGE msg_id 1, item 1, for `topic` (which may be invalid).
+Bytes message_frame(std::string_view topic) {
+  Bytes b;
+  put64(b, 1);
+  put64(b, 1);
+  b.push_back(static_cast<std::uint8_t>(topic.size()));
+  b.insert(b.end(), topic.begin(), topic.end());
+  b.push_back('x');
+  return control_frame(wire::FrameType::message, std::move(b));
+}
+
+Bytes receipt_frame(std::uint64_t seq) {
+  Bytes b;
+  put64(b, seq);
+  return control_frame(wire::FrameType::receipt, std::move(b));
+}
+
+std::uint64_t bad_control(const tunnel::Session& s) {
+  return s.counters().proto_errors[static_cast<std::size_t>(wire::ParseStatus::bad_control)];
+}
+
+void send_both(Peers& p, std::uint64_t from, std::uint64_t n) {
+  for (std::uint64_t i = from; i < from + n; ++i) {
+    p.ctun.inject(udp4(kCpeAddr, kInetAddr, i, 40 + i % 1200));
+    p.gtun.inject(udp4(kInetAddr, kCpeAddr, i, 40 + (i * 7) % 1200));
+  }
+}
+
+void expect_exactly(const std::vector<Bytes>& got, std::uint64_t n, const char* dir) {
+  ASSERT_EQ(got.size(), n) << dir;
+  for (std::uint64_t i = 0; i < n; ++i) EXPECT_EQ(seq_of(got[i]), i + 1) << dir << " #" << i;
+}
+
+// The CPE (or the gateway) sends `frame` on its connected bulk link, in the
+// middle of a stream both ways. The receiver must end that connection as a
+// protocol error: one log line naming `cause`, counted in the status map
+// (protocol_errors.bad_control) and by its control channel; the session
+// resumes (same id) with every packet delivered once, in order, and the
+// control channel still answers.
+void bad_control_frame(const Bytes& frame, bool from_cpe, const std::string& cause) {
+  Peers p;
+  ASSERT_TRUE(run_until(p.io, [&] { return p.connected(); }, 3000ms));
+  const std::uint64_t sid = p.gs().id();
+  std::vector<Bytes> up, down;
+  send_both(p, 1, 200);
+  ASSERT_TRUE(run_until(p.io, [&] { p.gtun.drain(up); p.ctun.drain(down); return up.size() >= 200 && down.size() >= 200; }, 3000ms));
+  LogCapture log;
+  tunnel::Link& sender = from_cpe ? p.cpe->session().link(0) : *p.gs().find_link(0);
+  ASSERT_TRUE(sender.core().queue_frame(frame));
+  sender.flush();
+  send_both(p, 201, 200);  // while the connection ends and resumes
+  const tunnel::Session& receiver = from_cpe ? p.gs() : p.cpe->session();
+  ASSERT_TRUE(run_until(p.io, [&] { return bad_control(receiver) >= 1; }, 3000ms)) << log.text();
+  ASSERT_TRUE(run_until(p.io, [&] {
+    p.gtun.drain(up);
+    p.ctun.drain(down);
+    return p.connected() && up.size() >= 400 && down.size() >= 400;
+  }, 8000ms)) << up.size() << " up, " << down.size() << " down";
+  run_for(p.io, 200ms);
+  p.gtun.drain(up);
+  p.ctun.drain(down);
+  expect_exactly(up, 400, "up");
+  expect_exactly(down, 400, "down");
+  EXPECT_EQ(bad_control(receiver), 1u);
+  tunnel::Node& rx_node = from_cpe ? static_cast<tunnel::Node&>(*p.gw) : *p.cpe;
+  const auto* cc = rx_node.control()->counters(receiver);
+  ASSERT_TRUE(cc);
+  EXPECT_EQ(cc->protocol_errors, 1u);
+  EXPECT_GE(p.cpe->session().counters().resumes, 1u);
+  EXPECT_EQ(p.gs().id(), sid);
+  EXPECT_EQ(p.cpe->session().id(), sid);
+  EXPECT_EQ(p.gw->counters().sessions_created, 1u);
+  EXPECT_EQ(log.count("malformed control frame"), 1u) << log.text();
+  EXPECT_EQ(log.count("malformed control frame: " + cause), 1u) << log.text();
+  EXPECT_EQ(log.count("unexpected frame"), 0u) << log.text();
+  // The control channel survived: a ping is answered.
+  std::string err;
+  const tunnel::control::ControlHub::Target t{const_cast<tunnel::Session*>(&p.gs()), "cpe-1"};
+  const auto id = p.gw->control()->send({&t, 1}, {}, "tunneld.ping", {}, std::chrono::steady_clock::now(), err);
+  ASSERT_NE(id, 0u) << err;
+  ASSERT_TRUE(run_until(p.io, [&] {
+    const auto* m = p.gw->control()->store().find(id);
+    return m && m->complete();
+  }, 3000ms));
+  const auto& r = p.gw->control()->store().find(id)->targets.at(0);
+  EXPECT_EQ(r.status, tunnel::control::TargetStatus::done);
+  EXPECT_EQ(std::string(r.body.begin(), r.body.end()), "pong");
+}
+
+TEST(Robustness, AMessageWithABadTopicEndsTheConnectionAndTheSessionResumes) {
+  bad_control_frame(message_frame("bad topic"), true, "MESSAGE: bad_topic");
+}
+
+TEST(Robustness, AReceiptAheadOfWhatWasSentEndsTheConnectionAndTheSessionResumes) {
+  bad_control_frame(receipt_frame(1000), false, "RECEIPT: receipt_ahead");
 }
 
 }  // namespace

@@ -1,18 +1,16 @@
 // Two whole endpoints in one process (a gateway and one or more CPEs), over
-// loopback TCP and in-memory TUNs: the handshake and each refusal, data both
-// ways byte for byte, resume after a broken connection, a stalled
-// connection, CLOSE, session replacement while attached, a version 3 CPE,
-// and a second link joining a session. No root needed; CI also runs this
-// under AddressSanitizer and UndefinedBehaviorSanitizer.
+// loopback TCP and in-memory TUNs: the handshake (its refusals:
+// refusal_test.cpp), data both ways byte for byte, resume after a broken
+// connection, a stalled connection, CLOSE either way, session replacement
+// while attached, a version 3 CPE, and a second link joining a session. No
+// root needed; CI also runs this under AddressSanitizer and
+// UndefinedBehaviorSanitizer.
 #include "harness.hpp"
 
 #include <tunnel/handshake.hpp>
 #include <tunnel/wire.hpp>
 
-#include <boost/asio/write.hpp>
 #include <gtest/gtest.h>
-
-#include <sys/socket.h>
 
 #include <algorithm>
 #include <memory>
@@ -66,113 +64,6 @@ TEST(TwoPeers, SpoofedSourceIsDroppedAtTheGateway) {
   ASSERT_EQ(up.size(), 1u);
   EXPECT_EQ(seq_of(up[0]), 2u);
   EXPECT_EQ(p.gw->find("cpe-1")->counters().drop_spoofed, 1u);
-}
-
-TEST(TwoPeers, WrongKeyIsRefusedAndNothingIsForwarded) {
-  Peers p({}, [](tunnel::ClientConfig& c) { c.key = tunnel::hs::parse_key(kDecoyHex); });
-  run_for(p.io, 600ms);
-  EXPECT_FALSE(p.cpe->session().connected());
-  EXPECT_EQ(p.gw->find("cpe-1"), nullptr);
-  EXPECT_GE(p.gw->counters().auth_failures, 1u);
-  p.ctun.inject(udp4(kCpeAddr, kInetAddr, 1));
-  run_for(p.io, 100ms);
-  std::vector<Bytes> up;
-  p.gtun.drain(up);
-  EXPECT_TRUE(up.empty());
-}
-
-TEST(TwoPeers, UnknownIdGetsTheSameAnswerAsAWrongProof) {
-  Peers p([](tunnel::GatewayConfig& g) {
-    auto keys = std::make_shared<tunnel::hs::KeyTable>();
-    keys->by_id.emplace("someone-else", tunnel::keys::Binding{tunnel::hs::parse_key(kKeyHex), {}, false});
-    keys->decoy = tunnel::hs::parse_key(kDecoyHex);
-    g.keys = keys;
-  });
-  run_for(p.io, 600ms);
-  EXPECT_FALSE(p.cpe->session().connected());
-  EXPECT_GE(p.gw->counters().auth_failures, 1u);
-}
-
-TEST(TwoPeers, APrefixOutsideTheKeyFilesBindingIsRefused) {
-  Peers p([](tunnel::GatewayConfig& g) {
-    auto keys = std::make_shared<tunnel::hs::KeyTable>();
-    keys->by_id.emplace("cpe-1", tunnel::keys::Binding{tunnel::hs::parse_key(kKeyHex),
-                                                       {tunnel::parse_prefix("10.9.0.0/16")}, true});
-    keys->decoy = tunnel::hs::parse_key(kDecoyHex);
-    g.keys = keys;
-    g.allow_unbound_prefixes = false;
-  });  // the CPE claims 10.1.0.0/16
-  run_for(p.io, 600ms);
-  EXPECT_FALSE(p.cpe->session().connected());
-  EXPECT_EQ(p.gw->find("cpe-1"), nullptr);
-  p.ctun.inject(udp4(kCpeAddr, kInetAddr, 1));
-  run_for(p.io, 100ms);
-  std::vector<Bytes> up;
-  p.gtun.drain(up);
-  EXPECT_TRUE(up.empty());
-  EXPECT_GE(p.gw->counters().handshake_failures, 1u);
-}
-
-TEST(TwoPeers, AnUnboundIdMayNotClaimPrefixesUnlessAllowed) {
-  Peers p([](tunnel::GatewayConfig& g) { g.allow_unbound_prefixes = false; });  // the any-id key binds nothing
-  run_for(p.io, 600ms);
-  EXPECT_FALSE(p.cpe->session().connected());
-}
-
-TEST(TwoPeers, OverlappingPrefixAndAFullGatewayAreRefused) {
-  Peers p([](tunnel::GatewayConfig& g) { g.max_cpes = 2; });
-  ASSERT_TRUE(run_until(p.io, [&] { return p.connected(); }, 3000ms));
-  MemTun t2, t3, t4;
-  tunnel::Client overlap(p.io, test_client(t2, p.gw->local_endpoint(), "cpe-2", "10.1.7.0/24"));
-  overlap.start();
-  run_for(p.io, 400ms);
-  EXPECT_FALSE(overlap.session().connected());
-  EXPECT_EQ(p.gw->find("cpe-2"), nullptr);
-  tunnel::Client second(p.io, test_client(t3, p.gw->local_endpoint(), "cpe-3", "10.3.0.0/16"));
-  second.start();
-  ASSERT_TRUE(run_until(p.io, [&] { return second.session().connected(); }, 3000ms));
-  tunnel::Client third(p.io, test_client(t4, p.gw->local_endpoint(), "cpe-4", "10.4.0.0/16"));
-  third.start();
-  run_for(p.io, 400ms);
-  EXPECT_FALSE(third.session().connected());
-  EXPECT_EQ(p.gw->find("cpe-4"), nullptr);
-  EXPECT_GE(p.gw->counters().handshake_failures, 2u);
-  overlap.stop();
-  second.stop();
-  third.stop();
-}
-
-// A raw connection: reads the CHALLENGE, then sends `hello` bytes as they are.
-std::string raw_handshake(Peers& p, const Bytes& send) {
-  tcp::socket s(p.io);
-  s.connect(p.gw->local_endpoint());
-  if (!send.empty()) asio::write(s, asio::buffer(send));
-  std::string got;
-  std::array<std::uint8_t, 512> buf;
-  s.non_blocking(true);
-  run_until(p.io, [&] {
-    boost::system::error_code ec;
-    const auto n = s.read_some(asio::buffer(buf), ec);
-    if (n) got.append(reinterpret_cast<const char*>(buf.data()), n);
-    return ec && ec != asio::error::would_block;
-  }, 3000ms);
-  return got;
-}
-
-TEST(TwoPeers, MalformedHelloBadVersionAndTimeoutAreRefused) {
-  Peers p([](tunnel::GatewayConfig& g) { g.handshake_timeout = 300ms; }, [](tunnel::ClientConfig& c) { c.id = "x"; });
-  // A HELLO whose body is garbage: ERROR "malformed hello".
-  Bytes bad(tunnel::wire::kHeaderSize + 10, 0xee);
-  tunnel::wire::encode_header(bad.data(), tunnel::wire::FrameType::hello, 0, 10);
-  EXPECT_NE(raw_handshake(p, bad).find("malformed hello"), std::string::npos);
-  // A version this gateway does not speak: ERROR "unsupported version".
-  Bytes v9 = bad;
-  v9[0] = 9;
-  EXPECT_NE(raw_handshake(p, v9).find("unsupported version"), std::string::npos);
-  // Nothing at all: closed after the handshake timeout, counted.
-  raw_handshake(p, {});
-  EXPECT_GE(p.gw->counters().handshake_timeouts, 1u);
-  EXPECT_EQ(p.gw->pending(), 0u);
 }
 
 TEST(TwoPeers, ABrokenConnectionResumesWithNothingLostOrDuplicated) {
@@ -232,6 +123,88 @@ TEST(TwoPeers, CloseEndsTheSessionOnTheGateway) {
   ASSERT_TRUE(run_until(p.io, [&] { return p.gw->find("cpe-1") == nullptr; }, 2000ms));
   EXPECT_EQ(p.gw->counters().sessions_closed, 1u);
   p.cpe.reset();
+}
+
+// The gateway's CLOSE reaches the CPE: what the CPE had buffered for that
+// session is dropped (counted), and it starts a new session. Its packets are
+// held in the relay meanwhile, so that they are still buffered (unacknowledged)
+// when the CLOSE arrives; the dead interval is long enough not to end the
+// connection first.
+struct ClosedByTheGateway : Peers {
+  static constexpr std::uint64_t kHeld = 50;
+  std::uint64_t old_id = 0;
+  ClosedByTheGateway()
+      : Peers([](tunnel::GatewayConfig& g) { g.node.link.dead_interval = 3000ms; },
+              [](tunnel::ClientConfig& c) { c.node.link.dead_interval = 3000ms; }) {}
+  // Connects, then leaves kHeld packets buffered on the CPE.
+  void hold_packets() {
+    ASSERT_TRUE(run_until(io, [&] { return connected(); }, 3000ms));
+    old_id = cpe->session().id();
+    relay->stall_to_target(true);
+    for (std::uint64_t i = 1; i <= kHeld; ++i) ctun.inject(udp4(kCpeAddr, kInetAddr, i));
+    ASSERT_TRUE(run_until(io, [&] { return cpe->session().buffered_packets() >= kHeld; }, 2000ms));
+  }
+  // The CPE heard the CLOSE: its session is gone and its buffer dropped, counted.
+  void expect_closed() {
+    ASSERT_TRUE(run_until(io, [&] { return cpe->client_counters().sessions_closed >= 1; }, 2000ms));
+    EXPECT_EQ(cpe->client_counters().sessions_closed, 1u);
+    EXPECT_EQ(cpe->session().id(), 0u);
+    EXPECT_EQ(cpe->session().buffered_packets(), 0u);
+    EXPECT_EQ(cpe->session().replay_counters().drop_cleared, kHeld);
+  }
+  // Connected again in a new session, which carries new packets both ways
+  // and none of the dropped ones.
+  void expect_new_session(std::uint64_t sessions_before) {
+    relay->stall_to_target(false);
+    ASSERT_TRUE(run_until(io, [&] { return connected(); }, 5000ms));
+    EXPECT_NE(cpe->session().id(), 0u);
+    EXPECT_NE(cpe->session().id(), old_id);
+    EXPECT_EQ(gs().id(), cpe->session().id());
+    EXPECT_EQ(gw->counters().sessions_created, sessions_before + 1);
+    std::vector<Bytes> up, down;
+    exchange(*this, kHeld + 1, 20, up, down);
+    ASSERT_EQ(up.size(), 20u);
+    ASSERT_EQ(down.size(), 20u);
+    for (std::uint64_t i = 0; i < 20; ++i) {
+      EXPECT_EQ(seq_of(up[i]), kHeld + 1 + i);
+      EXPECT_EQ(seq_of(down[i]), kHeld + 1 + i);
+    }
+  }
+};
+
+TEST(TwoPeers, ASessionReplacedByTheSameIdIsClosedAndTheCpeStartsANewOne) {
+  ClosedByTheGateway p;
+  ASSERT_NO_FATAL_FAILURE(p.hold_packets());
+  // Another CPE under the same id starts a new session: the gateway destroys
+  // the old one, sending CLOSE.
+  MemTun t2;
+  tunnel::Client twin(p.io, test_client(t2, p.gw->local_endpoint(), "cpe-1", "10.1.0.0/16"));
+  twin.start();
+  ASSERT_NO_FATAL_FAILURE(p.expect_closed());
+  EXPECT_EQ(p.gw->counters().sessions_replaced, 1u);
+  // The twin leaves (its CLOSE ends its session) before the CPE's packets
+  // reach the gateway again: the CPE's next handshake is held in the relay.
+  ASSERT_TRUE(run_until(p.io, [&] { return twin.session().connected(); }, 2000ms));
+  twin.stop();
+  ASSERT_TRUE(run_until(p.io, [&] { return p.gw->find("cpe-1") == nullptr; }, 2000ms));
+  p.expect_new_session(2);
+  run_for(p.io, 50ms);
+}
+
+TEST(TwoPeers, AStoppingGatewayClosesTheSessionAndTheCpeStartsANewOneWithTheNext) {
+  ClosedByTheGateway p;
+  ASSERT_NO_FATAL_FAILURE(p.hold_packets());
+  const auto where = p.gw->local_endpoint();
+  p.gw->stop();
+  ASSERT_NO_FATAL_FAILURE(p.expect_closed());
+  run_for(p.io, 50ms);
+  // A new gateway on the same address (its session table empty).
+  auto g = test_gateway(p.gtun);
+  g.listen = {where};
+  g.node.link.dead_interval = 3000ms;
+  p.gw = std::make_unique<tunnel::Gateway>(p.io, std::move(g));
+  p.gw->start();
+  p.expect_new_session(0);
 }
 
 TEST(TwoPeers, SessionsReplacedWhileAttachedAreFreedSafely) {

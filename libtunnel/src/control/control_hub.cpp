@@ -105,30 +105,22 @@ void ControlHub::attached(Session& s, Link& l, Clock::time_point now) {
   run_next(p);
 }
 
-bool ControlHub::on_frame(Session& s, Link& l, const wire::Frame& f, Clock::time_point now) {
+FrameVerdict ControlHub::on_frame(Session& s, Link& l, const wire::Frame& f, Clock::time_point now) {
   const auto type = static_cast<std::uint8_t>(f.type);
-  if (type < kMessageType || type > kReceiptType) return false;  // not ours
-  if (!carries_control(l)) {
-    spdlog::warn("session {:016x}: control frame on link {} (protocol {}): protocol error", s.id(), l.index(),
-                 l.core().version());
-    return false;
-  }
+  if (type < kMessageType || type > kReceiptType) return {Fault::unexpected_frame, {}};  // not ours
+  if (!carries_control(l)) return {Fault::unexpected_frame, "only link 0 carries control frames"};
   PerSession& p = get(s, now);
   if (!p.attached) {  // the attach hook runs before any frame is parsed; be safe anyway
     p.ch.attached(now);
     p.attached = true;
   }
   const RxResult r = p.ch.on_frame(type, f.body, now);
-  if (!r.ok()) {
-    spdlog::warn("session {:016x}: bad control frame ({}{}{}): closing the connection", s.id(), to_string(r.error),
-                 r.error == ChannelError::bad_body ? ": " : "",
-                 r.error == ChannelError::bad_body ? to_string(r.body) : std::string_view());
-    return false;
-  }
+  if (!r.ok())  // counted by the channel; logged once, by the owner
+    return {Fault::malformed_control, r.error == ChannelError::bad_body ? to_string(r.body) : to_string(r.error)};
   completions(p, now);
   pump(p, now);
   run_next(p);
-  return true;
+  return {};
 }
 
 void ControlHub::tick(Clock::time_point now) {

@@ -27,6 +27,7 @@ std::string_view to_string(Fault f) noexcept {
     case Fault::forged_frame: return "frame failed authentication";
     case Fault::seal_failed: return "cannot seal a frame";
     case Fault::protection_required: return "protection required";
+    case Fault::malformed_control: return "malformed control frame";
   }
   return "unknown fault";
 }

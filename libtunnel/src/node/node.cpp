@@ -106,8 +106,9 @@ void Node::attached(Link& l, const std::string& who) {
   check_link(l);
 }
 
-bool Node::frame_received(Session& s, Link& l, const wire::Frame& f) {
-  return control_ && control_->on_frame(s, l, f, Clock::now());
+FrameVerdict Node::frame_received(Session& s, Link& l, const wire::Frame& f) {
+  if (!control_) return {Fault::unexpected_frame, {}};
+  return control_->on_frame(s, l, f, Clock::now());
 }
 
 void Node::retire(Session& s) {

@@ -212,8 +212,13 @@ bool Link::drain() {
         }
         tun_.flush();
         const std::uint64_t gen = generation_;
-        if (!owner_ || !owner_->frame_received(*this, ev.frame)) {
-          fail(Fault::unexpected_frame, std::string(wire::to_string(ev.frame.type)));
+        const FrameVerdict v = owner_ ? owner_->frame_received(*this, ev.frame) : FrameVerdict{Fault::unexpected_frame, {}};
+        if (v.fault != Fault::none) {
+          if (v.fault == Fault::malformed_control)
+            ++core_.counters().proto_errors[static_cast<std::size_t>(wire::ParseStatus::bad_control)];
+          std::string detail(wire::to_string(ev.frame.type));
+          if (!v.detail.empty()) detail.append(": ").append(v.detail);
+          fail(v.fault, std::move(detail));
           return false;
         }
         if (gen != generation_) return false;  // the handler ended this connection

@@ -90,6 +90,7 @@ std::string_view to_string(ParseStatus s) noexcept {
     case ParseStatus::bad_flags: return "bad_flags";
     case ParseStatus::bad_length: return "bad_length";
     case ParseStatus::bad_packet: return "bad_packet";
+    case ParseStatus::bad_control: return "bad_control";
   }
   return "unknown";
 }

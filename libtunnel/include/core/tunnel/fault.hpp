@@ -34,6 +34,8 @@ enum class Fault : std::uint8_t {
   forged_frame,           // a protected frame failed to open: altered, injected, dropped or reordered
   seal_failed,            // a frame could not be sealed (keys exhausted, OpenSSL failed)
   protection_required,    // handshake: the peer offers no frame protection and this end requires it
+  malformed_control,      // a control frame (MESSAGE, RESULT, RECEIPT) whose body does not decode,
+                          // out of sequence, or a RECEIPT for an item never sent
 };
 
 std::string_view to_string(Fault f) noexcept;
@@ -42,5 +44,14 @@ std::string_view to_string(Fault f) noexcept;
 // told nothing (timeouts, socket errors). auth_failed is the same text for an
 // unknown id and a wrong proof, so ids cannot be enumerated.
 std::string_view wire_reason(Fault f) noexcept;
+
+// What a layer above the link core made of a frame it was handed: `fault`
+// none when it took the frame; otherwise the connection ends with `fault`,
+// and `detail` (static text, e.g. "receipt_ahead") goes into the one log
+// line that reports it.
+struct FrameVerdict {
+  Fault fault = Fault::none;
+  std::string_view detail;
+};
 
 }  // namespace tunnel

@@ -150,7 +150,7 @@ class Node : protected SessionEvents {
   void retire(Session& s);
   // Control frames (types 9-11) go to the control hub; anything else is
   // refused (the link ends the connection).
-  bool frame_received(Session& s, Link& l, const wire::Frame& f) override;
+  FrameVerdict frame_received(Session& s, Link& l, const wire::Frame& f) override;
 
   boost::asio::io_context& io_;
   NodeConfig cfg_;

@@ -8,8 +8,12 @@
 //                     the channel hand out every unacknowledged item again;
 //                     a version 3 one cannot carry control frames, and what
 //                     waits for that peer ends `no-handler` at once
-//   on_frame(s, l, f) a frame of type 9-11 parsed on link 0; false ends the
-//                     connection as a protocol error (logged, counted)
+//   on_frame(s, l, f) a frame of type 9-11 parsed on link 0; a verdict of
+//                     Fault::malformed_control (the channel refused it,
+//                     counted in its protocol_errors) or unexpected_frame
+//                     (not a control frame, or not on a link that carries
+//                     them) ends the connection: the link counts and the
+//                     owner logs it (session.hpp, SessionEvents)
 //   tick(now)         a lost link 0, a session that started over (its id
 //                     changed: the old one ended), result timeouts, frames
 //                     that did not fit the link's control queue, waiters
@@ -26,6 +30,7 @@
 #pragma once
 
 #include <tunnel/control_channel.hpp>
+#include <tunnel/fault.hpp>
 #include <tunnel/handler_runner.hpp>
 #include <tunnel/message_store.hpp>
 #include <tunnel/wire.hpp>
@@ -77,7 +82,7 @@ class ControlHub {
 
   // ---- the node's events (see above)
   void attached(Session& s, Link& l, Clock::time_point now);
-  bool on_frame(Session& s, Link& l, const wire::Frame& f, Clock::time_point now);
+  FrameVerdict on_frame(Session& s, Link& l, const wire::Frame& f, Clock::time_point now);
   void tick(Clock::time_point now);
   void session_ended(Session& s, Clock::time_point now);
   // The node stops: every session's channel ends, waiters are answered.

@@ -38,12 +38,15 @@ class SessionEvents {
   // session). The link keeps its stream for resume.
   virtual void link_failed(Session& s, Link& link, Fault why, std::string_view detail) = 0;
   // A frame for the layers above the link core (control, probes), called
-  // inline while the link parses: `f` is valid during the call only. False
-  // when the frame is not acceptable here: the link then ends the connection
-  // with Fault::unexpected_frame.
-  virtual bool frame_received(Session& s, Link& link, const wire::Frame& f) {
+  // inline while the link parses: `f` is valid during the call only. A
+  // verdict other than Fault::none ends the connection with that fault (the
+  // session is held for resume): Fault::unexpected_frame for a frame nothing
+  // here takes, Fault::malformed_control for a control frame refused (also
+  // counted in the link's proto_errors, ParseStatus::bad_control). The one
+  // log line is the owner's link_failed(); the verdict's layer logs nothing.
+  virtual FrameVerdict frame_received(Session& s, Link& link, const wire::Frame& f) {
     (void)s, (void)link, (void)f;
-    return false;
+    return {Fault::unexpected_frame, {}};
   }
 
  protected:
@@ -118,7 +121,7 @@ class Session {
 
   // Called by a Link: link_failed posted, frame_received inline.
   void link_failed(Link& l, Fault why, std::string_view detail) { events_.link_failed(*this, l, why, detail); }
-  bool frame_received(Link& l, const wire::Frame& f) { return events_.frame_received(*this, l, f); }
+  FrameVerdict frame_received(Link& l, const wire::Frame& f) { return events_.frame_received(*this, l, f); }
 
  private:
   boost::asio::io_context& io_;

@@ -69,8 +69,10 @@ enum class ParseStatus : std::uint8_t {
   bad_flags,     // a flag bit that this version does not define is set
   bad_length,    // body length exceeds the receiver's limit or the type's size
   bad_packet,    // a DATA record is not a well-formed packet or a valid compressed one
+  bad_control,   // never from parse_frame: a whole control frame (types 9-11) that the control
+                 // layer refused (its body, its sequence; control_channel.hpp, ChannelError)
 };
-inline constexpr int kParseStatusCount = 7;
+inline constexpr int kParseStatusCount = 8;
 
 std::string_view to_string(ParseStatus s) noexcept;
 
