@@ -139,8 +139,8 @@ SentMessage sample() {
 TEST(ControlFormat, OneLinePerTarget) {
   EXPECT_EQ(format_lines(sample()),
             "cpe-a done 0 line1\\nline2\\\\x\\t\n"
-            "cpe-b timeout - \n"
-            "cpe-x unknown - \n"
+            "cpe-b timeout -\n"
+            "cpe-x unknown -\n"
             "cpe-c failed 127 \"q\"\\x01\\x7f\n");
 }
 
