@@ -11,6 +11,8 @@
 
 #include <boost/asio/write.hpp>
 #include <gtest/gtest.h>
+#include <spdlog/sinks/ringbuffer_sink.h>
+#include <spdlog/spdlog.h>
 
 #include <sys/socket.h>
 
@@ -84,7 +86,7 @@ TEST(TwoPeers, WrongKeyIsRefusedAndNothingIsForwarded) {
 TEST(TwoPeers, UnknownIdGetsTheSameAnswerAsAWrongProof) {
   Peers p([](tunnel::GatewayConfig& g) {
     auto keys = std::make_shared<tunnel::hs::KeyTable>();
-    keys->by_id.emplace("someone-else", tunnel::keys::Binding{tunnel::hs::parse_key(kKeyHex), {}, false});
+    keys->by_id.emplace("someone-else", tunnel::keys::Binding{tunnel::hs::parse_key(kKeyHex), {}, false, {}, false});
     keys->decoy = tunnel::hs::parse_key(kDecoyHex);
     g.keys = keys;
   });
@@ -97,7 +99,7 @@ TEST(TwoPeers, APrefixOutsideTheKeyFilesBindingIsRefused) {
   Peers p([](tunnel::GatewayConfig& g) {
     auto keys = std::make_shared<tunnel::hs::KeyTable>();
     keys->by_id.emplace("cpe-1", tunnel::keys::Binding{tunnel::hs::parse_key(kKeyHex),
-                                                       {tunnel::parse_prefix("10.9.0.0/16")}, true});
+                                                       {tunnel::parse_prefix("10.9.0.0/16")}, true, {}, false});
     keys->decoy = tunnel::hs::parse_key(kDecoyHex);
     g.keys = keys;
     g.allow_unbound_prefixes = false;
@@ -111,6 +113,53 @@ TEST(TwoPeers, APrefixOutsideTheKeyFilesBindingIsRefused) {
   p.gtun.drain(up);
   EXPECT_TRUE(up.empty());
   EXPECT_GE(p.gw->counters().handshake_failures, 1u);
+}
+
+// A key table with one id, cpe-1, whose line binds its groups (groups=) and no prefixes.
+std::shared_ptr<tunnel::hs::KeyTable> groups_table(std::vector<std::string> groups) {
+  auto keys = std::make_shared<tunnel::hs::KeyTable>();
+  tunnel::keys::Binding b;
+  b.key = tunnel::hs::parse_key(kKeyHex);
+  b.groups = std::move(groups);
+  b.groups_bound = true;
+  keys->by_id.emplace("cpe-1", std::move(b));
+  keys->decoy = tunnel::hs::parse_key(kDecoyHex);
+  return keys;
+}
+
+// Keeps what is logged while it lives.
+struct LogCapture {
+  std::shared_ptr<spdlog::sinks::ringbuffer_sink_mt> sink = std::make_shared<spdlog::sinks::ringbuffer_sink_mt>(256);
+  LogCapture() { spdlog::default_logger()->sinks().push_back(sink); }
+  ~LogCapture() { spdlog::default_logger()->sinks().pop_back(); }
+  bool saw(std::string_view text) const {
+    for (const auto& l : sink->last_formatted())
+      if (l.find(text) != std::string::npos) return true;
+    return false;
+  }
+};
+
+TEST(TwoPeers, AGroupOutsideTheKeyFilesBindingIsRefused) {
+  LogCapture log;
+  Peers p([](tunnel::GatewayConfig& g) { g.keys = groups_table({"lab"}); },
+          [](tunnel::ClientConfig& c) { c.groups = {"lab", "north"}; });
+  run_for(p.io, 600ms);
+  EXPECT_FALSE(p.cpe->session().connected());
+  EXPECT_EQ(p.gw->find("cpe-1"), nullptr);
+  EXPECT_GE(p.gw->counters().handshake_failures, 1u);
+  EXPECT_TRUE(log.saw("refused by the gateway: group not allowed"));  // the CPE's log: the ERROR it got
+}
+
+TEST(TwoPeers, BoundGroupsAreAdmittedAndAReloadThatDropsOneClosesTheSession) {
+  Peers p([](tunnel::GatewayConfig& g) { g.keys = groups_table({"lab", "north"}); },
+          [](tunnel::ClientConfig& c) { c.groups = {"north"}; });
+  ASSERT_TRUE(run_until(p.io, [&] { return p.connected(); }, 3000ms));
+  EXPECT_EQ(p.gs().groups, (std::vector<std::string>{"north"}));
+  EXPECT_EQ(p.gw->replace_keys(groups_table({"lab", "north", "south"})), 0u);
+  EXPECT_EQ(p.gw->replace_keys(groups_table({"lab"})), 1u);  // SIGHUP with a narrower binding
+  EXPECT_EQ(p.gw->find("cpe-1"), nullptr);
+  run_for(p.io, 300ms);
+  EXPECT_EQ(p.gw->find("cpe-1"), nullptr);  // and the CPE's next HELLO is refused
 }
 
 TEST(TwoPeers, AnUnboundIdMayNotClaimPrefixesUnlessAllowed) {

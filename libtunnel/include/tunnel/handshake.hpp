@@ -137,5 +137,6 @@ std::uint64_t random_u64();
 // enumerated (the proof is checked against KeyTable::key_or_decoy):
 inline constexpr std::string_view kErrAuthFailed = "authentication failed";
 inline constexpr std::string_view kErrPrefixNotAllowed = keys::kErrPrefixNotAllowed;
+inline constexpr std::string_view kErrGroupNotAllowed = keys::kErrGroupNotAllowed;
 
 }  // namespace tunnel::hs
