@@ -94,8 +94,9 @@ void handle_send(tunnel::Node& node, const std::vector<std::string_view>& t, std
     return reply(fmt::format("1 no {} matched\n{}", cpe ? "session" : "CPE", r.json ? "[]\n" : ""));
   std::string error;
   const auto now = std::chrono::steady_clock::now();
-  const std::uint64_t id = hub->send(targets, res.unknown, r.topic, body, now, error);
-  if (id == 0) return reply(fmt::format("2 {}\n", error));
+  ctl::ControlHub::Refusal why{};
+  const std::uint64_t id = hub->send(targets, res.unknown, r.topic, body, now, error, &why);
+  if (id == 0) return reply(fmt::format("{} {}\n", why == ctl::ControlHub::Refusal::bad_request ? 2 : 1, error));
   if (!r.wait) return reply(fmt::format("0\n{}\n", ctl::format_msg_id(id)));
   hub->wait(id, now + r.wait_for, [hub, id, json = r.json, reply] {
     const ctl::SentMessage* m = hub->store().find(id);

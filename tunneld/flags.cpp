@@ -64,8 +64,10 @@ void add_common(CLI::App* app, CommonOptions& o, Raw& raw) {
       ->capture_default_str()
       ->check(CLI::Range(100u, 3600000u));
   auto* psk = app->add_option("--psk-file", o.psk_file,
-                              "Pre-shared key file (mode 600). CPE: one line, the key (64 hex digits or >= 16 "
-                              "characters). Gateway: lines 'ID KEY', and/or one line 'KEY' for any id");
+                              "Pre-shared key file (mode 600). CPE: one line, the key (64-128 hex digits: "
+                              "openssl rand -hex 32). Gateway: lines 'ID KEY [PREFIX[,PREFIX...]] "
+                              "[groups=NAME[,NAME...]]' (the prefixes it may claim, the groups it may announce), "
+                              "and/or one line 'KEY' for any id");
   auto* insecure = app->add_flag("--insecure-no-auth", o.insecure_no_auth,
                                  "Run without --psk-file: no authentication at all (testing only; logs a warning)");
   psk->excludes(insecure);

@@ -96,7 +96,8 @@ int main(int argc, char** argv) {
       ->required();
   cli->add_option("--group", co.groups,
                   "Control message group this CPE is in (`tunneld send --group NAME` on the gateway reaches it); "
-                  "repeatable, at most 16, each 1-64 characters of [A-Za-z0-9._-]");
+                  "repeatable, at most 16, each 1-64 characters of [A-Za-z0-9._-]. Where the gateway's key file "
+                  "lists this id's groups (groups=), any other is refused");
   std::vector<std::string> path_raw, backup_path_raw;
   cli->add_option("--path", path_raw,
                   "WAN interface to open a subflow on, IFNAME[,up=RATE][,down=RATE] (RATE as tc: 4mbit, 800kbit); "

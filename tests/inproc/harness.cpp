@@ -198,7 +198,7 @@ tunnel::GatewayConfig test_gateway(const MemTun& tun) {
   g.id = "gw-test";
   g.handshake_timeout = 1000ms;
   auto keys = std::make_shared<tunnel::hs::KeyTable>();
-  keys->any.emplace(tunnel::keys::Binding{tunnel::hs::parse_key(kKeyHex), {}, false});
+  keys->any.emplace(tunnel::keys::Binding{tunnel::hs::parse_key(kKeyHex), {}, false, {}, false});
   keys->decoy = tunnel::hs::parse_key(kDecoyHex);
   g.keys = keys;
   g.allow_unbound_prefixes = true;

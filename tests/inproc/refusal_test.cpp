@@ -12,6 +12,8 @@
 #include <gtest/gtest.h>
 
 #include <memory>
+#include <string>
+#include <vector>
 
 namespace inproc {
 namespace {
@@ -49,7 +51,7 @@ TEST(Refusals, UnknownIdGetsTheSameAnswerAsAWrongProof) {
   LogCapture log;
   Peers p([](tunnel::GatewayConfig& g) {
     auto keys = std::make_shared<hs::KeyTable>();
-    keys->by_id.emplace("someone-else", tunnel::keys::Binding{hs::parse_key(kKeyHex), {}, false});
+    keys->by_id.emplace("someone-else", tunnel::keys::Binding{hs::parse_key(kKeyHex), {}, false, {}, false});
     keys->decoy = hs::parse_key(kDecoyHex);
     g.keys = keys;
   });
@@ -64,7 +66,7 @@ TEST(Refusals, APrefixOutsideTheKeyFilesBindingIsRefused) {
   Peers p([](tunnel::GatewayConfig& g) {
     auto keys = std::make_shared<hs::KeyTable>();
     keys->by_id.emplace("cpe-1", tunnel::keys::Binding{hs::parse_key(kKeyHex),
-                                                       {tunnel::parse_prefix("10.9.0.0/16")}, true});
+                                                       {tunnel::parse_prefix("10.9.0.0/16")}, true, {}, false});
     keys->decoy = hs::parse_key(kDecoyHex);
     g.keys = keys;
     g.allow_unbound_prefixes = false;
@@ -236,6 +238,41 @@ TEST(Refusals, ADowngradedHandshakeIsRefused) {
     EXPECT_EQ(ack->type, wire::FrameType::hello_ack);
   }
   EXPECT_EQ(p.gw->counters().handshake_failures, failures0 + 1);
+}
+
+// A key table with one id, cpe-1, whose line binds its groups (groups=) and no prefixes.
+std::shared_ptr<hs::KeyTable> groups_table(std::vector<std::string> groups) {
+  auto keys = std::make_shared<hs::KeyTable>();
+  tunnel::keys::Binding b;
+  b.key = hs::parse_key(kKeyHex);
+  b.groups = std::move(groups);
+  b.groups_bound = true;
+  keys->by_id.emplace("cpe-1", std::move(b));
+  keys->decoy = hs::parse_key(kDecoyHex);
+  return keys;
+}
+
+TEST(Refusals, AGroupOutsideTheKeyFilesBindingIsRefused) {
+  LogCapture log;
+  Peers p([](tunnel::GatewayConfig& g) { g.keys = groups_table({"lab"}); },
+          [](tunnel::ClientConfig& c) { c.groups = {"lab", "north"}; });
+  run_for(p.io, 600ms);
+  EXPECT_FALSE(p.cpe->session().connected());
+  EXPECT_EQ(p.gw->find("cpe-1"), nullptr);
+  EXPECT_GE(p.gw->counters().handshake_failures, 1u);
+  EXPECT_TRUE(refused_with(log, "group not allowed")) << log.text();
+}
+
+TEST(Refusals, BoundGroupsAreAdmittedAndAReloadThatDropsOneClosesTheSession) {
+  Peers p([](tunnel::GatewayConfig& g) { g.keys = groups_table({"lab", "north"}); },
+          [](tunnel::ClientConfig& c) { c.groups = {"north"}; });
+  ASSERT_TRUE(run_until(p.io, [&] { return p.connected(); }, 3000ms));
+  EXPECT_EQ(p.gs().groups, (std::vector<std::string>{"north"}));
+  EXPECT_EQ(p.gw->replace_keys(groups_table({"lab", "north", "south"})), 0u);
+  EXPECT_EQ(p.gw->replace_keys(groups_table({"lab"})), 1u);  // SIGHUP with a narrower binding
+  EXPECT_EQ(p.gw->find("cpe-1"), nullptr);
+  run_for(p.io, 300ms);
+  EXPECT_EQ(p.gw->find("cpe-1"), nullptr);  // and the CPE's next HELLO is refused
 }
 
 }  // namespace

@@ -95,17 +95,29 @@ TEST(ControlStore, ResultsAreKeptTenMinutesAfterTheLast) {
   EXPECT_FALSE(s.find(2));  // pending past max_age
 }
 
-TEST(ControlStore, FullStoreDropsTheOldestCompleteRecord) {
+TEST(ControlStore, AFullStoreRefusesRatherThanDropAResultWithinItsTenMinutes) {
   MessageStore s(10min, 24h, 2);
   const Clock::time_point t0{};
   const Strings one{"cpe-a"};
   ASSERT_EQ(s.add(1, "t", one, {}, t0), MessageStore::AddError::ok);
   ASSERT_EQ(s.add(2, "t", one, {}, t0 + 1s), MessageStore::AddError::ok);
-  EXPECT_EQ(s.add(3, "t", one, {}, t0 + 2s), MessageStore::AddError::full);
+  EXPECT_EQ(s.add(3, "t", one, {}, t0 + 2s), MessageStore::AddError::full);  // both pending
   ASSERT_EQ(s.record(2, "cpe-a", result(Status::done, 0, ""), t0 + 3s), MessageStore::RecordError::ok);
-  EXPECT_EQ(s.add(3, "t", one, {}, t0 + 4s), MessageStore::AddError::ok);
+  // 2 is finished, but only just: it stays for `tunneld result`, the send is refused.
+  EXPECT_EQ(s.add(3, "t", one, {}, t0 + 4s), MessageStore::AddError::full);
+  EXPECT_EQ(s.add(3, "t", one, {}, t0 + 3s + 10min - 1ms), MessageStore::AddError::full);
+  EXPECT_TRUE(s.find(2));
+  EXPECT_EQ(s.size(), 2u);
+  // Its ten minutes are up: it makes room, the pending one stays.
+  EXPECT_EQ(s.add(3, "t", one, {}, t0 + 3s + 10min), MessageStore::AddError::ok);
   EXPECT_TRUE(s.find(1));
   EXPECT_FALSE(s.find(2));
+  EXPECT_TRUE(s.find(3));
+  // A pending record makes room only at max_age.
+  EXPECT_EQ(s.add(4, "t", one, {}, t0 + 23h), MessageStore::AddError::full);
+  EXPECT_EQ(s.add(4, "t", one, {}, t0 + 24h), MessageStore::AddError::ok);
+  EXPECT_FALSE(s.find(1));
+  EXPECT_EQ(s.max_messages(), 2u);
 }
 
 TEST(ControlStore, MsgIdsAreUniqueAndPrintable) {
@@ -139,8 +151,8 @@ SentMessage sample() {
 TEST(ControlFormat, OneLinePerTarget) {
   EXPECT_EQ(format_lines(sample()),
             "cpe-a done 0 line1\\nline2\\\\x\\t\n"
-            "cpe-b timeout - \n"
-            "cpe-x unknown - \n"
+            "cpe-b timeout -\n"
+            "cpe-x unknown -\n"
             "cpe-c failed 127 \"q\"\\x01\\x7f\n");
 }
 

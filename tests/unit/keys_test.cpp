@@ -1,4 +1,4 @@
-// Keys, key files and prefix admission (keys.hpp).
+// Keys, key files, and prefix and group admission (keys.hpp).
 #include <tunnel/handshake.hpp>
 #include <tunnel/fault.hpp>
 #include <tunnel/keys.hpp>
@@ -161,6 +161,68 @@ TEST(Keys, GatewayTableBindsIdsToPrefixes) {
   EXPECT_EQ(tab.admit("cpe-9", pfx({"198.18.30.0/24"}), true), A::allowed);
   EXPECT_EQ(tab.admit("cpe-9", {}, false), A::allowed);  // claims nothing
   EXPECT_EQ(tunnel::wire_reason(tunnel::Fault::prefix_not_allowed), "prefix not allowed");
+}
+
+TEST(Keys, GatewayTableBindsIdsToGroups) {
+  TempDir t;
+  const auto p = t.write("keys", "cpe-1 " + kHexA + " 198.18.10.0/24 groups=lab,north\n"
+                                 "cpe-2 " + kHexB + " groups= lab , south \n"
+                                 "cpe-3 " + kHexB + " groups=\n"
+                                 "cpe-4 " + kHexB + " 198.18.40.0/24\n"
+                                 "cpe-5\t" + kHexB + "\tgroups=lab\n" +
+                                 kHexA + "\n");
+  const auto tab = keys::load_key_table(p);
+  const auto& b1 = tab.by_id.at("cpe-1");
+  EXPECT_TRUE(b1.bound);
+  ASSERT_EQ(b1.prefixes.size(), 1u);
+  EXPECT_TRUE(b1.groups_bound);
+  EXPECT_EQ(b1.groups, (std::vector<std::string>{"lab", "north"}));
+  EXPECT_FALSE(tab.by_id.at("cpe-2").bound);  // groups without prefixes
+  EXPECT_EQ(tab.by_id.at("cpe-2").groups, (std::vector<std::string>{"lab", "south"}));
+  EXPECT_TRUE(tab.by_id.at("cpe-3").groups_bound);  // groups= alone: none
+  EXPECT_TRUE(tab.by_id.at("cpe-3").groups.empty());
+  EXPECT_FALSE(tab.by_id.at("cpe-4").groups_bound);
+  EXPECT_EQ(tab.by_id.at("cpe-5").groups, (std::vector<std::string>{"lab"}));
+
+  using A = keys::Admission;
+  using G = std::vector<std::string>;
+  EXPECT_EQ(tab.admit_groups("cpe-1", G{"lab"}), A::allowed);
+  EXPECT_EQ(tab.admit_groups("cpe-1", G{"north", "lab"}), A::allowed);
+  EXPECT_EQ(tab.admit_groups("cpe-1", G{"lab", "south"}), A::group_not_allowed);
+  EXPECT_EQ(tab.admit_groups("cpe-1", G{"Lab"}), A::group_not_allowed);  // names are exact
+  EXPECT_EQ(tab.admit_groups("cpe-3", G{"lab"}), A::group_not_allowed);
+  EXPECT_EQ(tab.admit_groups("cpe-3", G{}), A::allowed);      // announcing none is always allowed
+  EXPECT_EQ(tab.admit_groups("cpe-4", G{"any", "thing"}), A::allowed);  // no groups=: not restricted
+  EXPECT_EQ(tab.admit_groups("cpe-9", G{"lab"}), A::allowed);  // the any-id key binds no groups
+  // The prefix binding is unchanged by a groups= field.
+  EXPECT_EQ(tab.admit("cpe-1", pfx({"198.18.10.0/25"}), false), A::allowed);
+  EXPECT_EQ(tab.admit("cpe-2", pfx({"198.18.10.0/25"}), false), A::prefix_not_allowed);
+  EXPECT_EQ(tunnel::wire_reason(tunnel::Fault::group_not_allowed), "group not allowed");
+}
+
+TEST(Keys, BadGroupFieldsNameTheLine) {
+  TempDir t;
+  const std::vector<std::pair<std::string, std::string>> bad = {
+      {"cpe-1 " + kHexA + " groups=lab,\n", "ends with a comma"},
+      {"cpe-1 " + kHexA + " groups=lab,,north\n", "empty group name"},
+      {"cpe-1 " + kHexA + " groups=-lab\n", "bad group name '-lab'"},
+      {"cpe-1 " + kHexA + " groups=" + std::string(65, 'g') + "\n", "bad group name"},
+      {"cpe-1 " + kHexA + " groups=lab groups=north\n", "groups= appears twice"},
+      {"cpe-1 " + kHexA + " groups=lab 198.18.10.0/24\n", "groups= ends the line"},
+      {"cpe-1 " + kHexA + " 198.18.10.0/24 group=lab\n", "unknown field 'group=lab'"},
+      {kHexA + " groups=lab\n", "the any-id key binds no groups"},
+  };
+  for (std::size_t i = 0; i < bad.size(); ++i) {
+    const auto p = t.write("k" + std::to_string(i), "# a comment\n" + bad[i].first);
+    try {
+      keys::load_key_table(p);
+      ADD_FAILURE() << "accepted " << bad[i].first;
+    } catch (const std::runtime_error& e) {
+      const std::string what = e.what();
+      EXPECT_NE(what.find("line 2: "), std::string::npos) << what;
+      EXPECT_NE(what.find(bad[i].second), std::string::npos) << what;
+    }
+  }
 }
 
 TEST(Keys, UnknownIdsVerifyAgainstADecoyAndFailLikeAWrongProof) {

@@ -93,8 +93,10 @@ std::string format_lines(const SentMessage& m) {
     o += to_string(t.status);
     o += ' ';
     o += exit_text(t.exit_code);
-    o += ' ';
-    o += escape_line(t.body);
+    if (!t.body.empty()) {
+      o += ' ';
+      o += escape_line(t.body);
+    }
     o += '\n';
   }
   return o;

@@ -4,6 +4,7 @@
 #include <tunnel/session.hpp>
 
 #include <boost/asio/post.hpp>
+#include <fmt/format.h>
 #include <spdlog/spdlog.h>
 
 #include <algorithm>
@@ -238,7 +239,8 @@ void ControlHub::record_local(std::uint64_t msg_id, const std::string& peer, Sta
 
 std::uint64_t ControlHub::send(std::span<const Target> targets, std::span<const std::string> unknown,
                                std::string_view topic, std::span<const std::uint8_t> body, Clock::time_point now,
-                               std::string& error) {
+                               std::string& error, Refusal* why) {
+  if (why) *why = Refusal::bad_request;
   if (!valid_topic(topic)) {
     error = "a topic is 1-64 characters of [A-Za-z0-9._-], not starting with '-'";
     return 0;
@@ -256,7 +258,10 @@ std::uint64_t ControlHub::send(std::span<const Target> targets, std::span<const 
     ae = store_.add(id, topic, names, unknown, now);
   }
   if (ae != MessageStore::AddError::ok) {
-    error = "too many messages waiting for results";
+    if (why) *why = Refusal::store_full;
+    error = fmt::format("the result store is full: it holds {} sends, each still open or answered less than {} "
+                        "minutes ago (results are kept that long); try again later",
+                        store_.max_messages(), store_.keep().count() / 60000);
     return 0;
   }
   for (const auto& t : targets) {

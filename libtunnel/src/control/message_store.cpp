@@ -79,14 +79,8 @@ MessageStore::AddError MessageStore::add(std::uint64_t msg_id, std::string_view 
                                          std::span<const std::string> peers, std::span<const std::string> unknown,
                                          Clock::time_point now) {
   if (by_id_.count(msg_id)) return AddError::duplicate_id;
-  if (by_id_.size() >= max_) {
-    auto oldest = by_id_.end();
-    for (auto it = by_id_.begin(); it != by_id_.end(); ++it)
-      if (it->second.complete() && (oldest == by_id_.end() || it->second.created < oldest->second.created))
-        oldest = it;
-    if (oldest == by_id_.end()) return AddError::full;
-    by_id_.erase(oldest);
-  }
+  if (by_id_.size() >= max_) expire(now);
+  if (by_id_.size() >= max_) return AddError::full;
   SentMessage m;
   m.msg_id = msg_id;
   m.topic = std::string(topic);

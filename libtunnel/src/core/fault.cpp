@@ -16,6 +16,7 @@ std::string_view to_string(Fault f) noexcept {
     case Fault::gateway_full: return "gateway full";
     case Fault::prefix_in_use: return "prefix in use by another CPE";
     case Fault::prefix_not_allowed: return "prefix not allowed";
+    case Fault::group_not_allowed: return "group not allowed";
     case Fault::unknown_session: return "unknown session";
     case Fault::refused: return "refused by the gateway";
     case Fault::peer_closed: return "peer sent CLOSE";
@@ -42,6 +43,7 @@ std::string_view wire_reason(Fault f) noexcept {
     case Fault::gateway_full: return "gateway full";
     case Fault::prefix_in_use: return "prefix in use by another CPE";
     case Fault::prefix_not_allowed: return "prefix not allowed";
+    case Fault::group_not_allowed: return "group not allowed";
     case Fault::unknown_session: return "unknown session";
     case Fault::protection_required: return "protection required";
     default: return {};

@@ -74,7 +74,9 @@ void LinkCore::attach(std::uint64_t peer_rx, std::uint8_t version, std::span<con
   c_.replayed += tx_.unsent_packets();
   queue_.exempt_all(tx_);  // the replay may exceed the send queue; new packets still get theirs
   xq_.clear();
-  xq_off_ = out_xq_ = 0;
+  xq_off_ = out_xq_ = xq_next_ = 0;
+  rt_end_ = 0;  // a replay is not realtime: the frames queued now need not wait for it
+  gate_set_ = false;
   rlen_ = 0;
   if (rb_cap_ < std::max(early.size(), kRxFloor)) rx_reserve(std::max(early.size(), kRxFloor));
   const std::size_t n = std::min(early.size(), rb_cap_);
@@ -93,7 +95,8 @@ void LinkCore::detach(Clock::time_point now) {
   blocked_ = false;
   guard_.reset();  // staged frames are still in the replay buffer (restart below)
   xq_.clear();
-  xq_off_ = out_xq_ = 0;
+  xq_off_ = out_xq_ = xq_next_ = 0;
+  gate_set_ = false;
   rlen_ = roff_ = 0;
   in_data_ = false;
   live_.disconnected(now);

@@ -42,7 +42,7 @@ void LinkCore::trim_now() {
   if (guard_) guard_->trim();
   if (xq_off_ == xq_.size() && xq_.capacity() > kXqFloor) {
     std::vector<std::uint8_t>().swap(xq_);
-    xq_off_ = 0;
+    xq_off_ = xq_next_ = 0;
     xq_.reserve(kXqFloor);
   }
 }

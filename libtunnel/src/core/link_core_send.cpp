@@ -14,7 +14,7 @@ bool LinkCore::stalled(Clock::time_point now) const {
   return (blocked_ && now - blocked_since_ > cfg_.stall_after) || live_.ack_stalled(now, cfg_.stall_after);
 }
 
-bool LinkCore::enqueue(std::span<const std::uint8_t> pkt, Clock::time_point now) {
+bool LinkCore::enqueue(std::span<const std::uint8_t> pkt, Clock::time_point now, bool realtime) {
   SendQueue::Admit admit = SendQueue::Admit::take;
   if (connected_) {
     admit = queue_.admit(tx_, [&] { return stalled(now); });
@@ -56,6 +56,7 @@ bool LinkCore::enqueue(std::span<const std::uint8_t> pkt, Clock::time_point now)
   c_.tx_bytes += pkt.size();
   if (!connected_ || tx_.unsent_bytes() > cfg_.send_queue_bytes)
     c_.peak_buffered = std::max<std::uint64_t>(c_.peak_buffered, tx_.unsent_packets());
+  if (realtime) rt_end_ = tx_.end_pos();
   return true;
 }
 
@@ -80,15 +81,61 @@ bool LinkCore::enqueue_rt(std::span<const std::uint8_t> pkt, std::uint64_t rseq,
   return true;
 }
 
+// ---------------------------------------------------------------- queued frames
+
+std::size_t LinkCore::xq_frame_at(std::size_t off) const {
+  const std::uint8_t* h = xq_.data() + off;
+  const std::size_t len =
+      wire::kHeaderSize + (std::size_t{h[4]} << 24 | std::size_t{h[5]} << 16 | std::size_t{h[6]} << 8 | h[7]);
+  return std::min(len, xq_.size() - off);
+}
+
+bool LinkCore::realtime_waits() const {
+  const std::uint64_t pos = tx_.sent_pos();
+  return rt_end_ > pos && rt_end_ - pos <= cfg_.send_queue_bytes;
+}
+
+std::size_t LinkCore::queued_turn() {
+  if (xq_off_ == xq_.size() || !tx_.at_frame_boundary()) return 0;
+  if (xq_next_ > xq_off_) return xq_next_ - xq_off_;  // the rest of a frame begun
+  if (!realtime_waits()) {
+    gate_set_ = false;
+    return xq_.size() - xq_off_;
+  }
+  if (!gate_set_) {
+    gate_ = rt_end_;
+    gate_set_ = true;
+  }
+  if (tx_.sent_pos() < gate_ && !tx_.unsent().empty()) return 0;
+  return xq_frame_at(xq_off_);
+}
+
+std::size_t LinkCore::data_before_queued(bool after_turn) const {
+  if (!tx_.at_frame_boundary()) return tx_.to_boundary();
+  const std::uint64_t pos = tx_.sent_pos();
+  if (!after_turn) return gate_ > pos ? static_cast<std::size_t>(gate_ - pos) : 0;
+  return realtime_waits() ? static_cast<std::size_t>(rt_end_ - pos) : 0;
+}
+
+void LinkCore::xq_consumed(std::size_t n) {
+  if (n == 0) return;
+  xq_off_ += n;
+  while (xq_next_ < xq_off_) xq_next_ += xq_frame_at(xq_next_);
+  if (xq_next_ == xq_off_) gate_set_ = false;  // a frame went whole: the next waits for realtime queued since
+  if (xq_off_ == xq_.size()) {
+    xq_.clear();
+    xq_off_ = xq_next_ = 0;
+  }
+}
+
+// ---------------------------------------------------------------- output
+
 void LinkCore::stage() {
   while (guard_->staged_bytes() < FrameGuard::kStageBytes && !seal_failed_) {
     std::span<const std::uint8_t> f;
-    const bool from_xq = xq_off_ < xq_.size() && tx_.at_frame_boundary();
+    const bool from_xq = queued_turn() > 0;
     if (from_xq) {
-      const std::uint8_t* h = xq_.data() + xq_off_;
-      const std::size_t len = wire::kHeaderSize + (std::size_t{h[4]} << 24 | std::size_t{h[5]} << 16 |
-                                                   std::size_t{h[6]} << 8 | h[7]);
-      f = {h, std::min(len, xq_.size() - xq_off_)};
+      f = {xq_.data() + xq_off_, xq_frame_at(xq_off_)};  // whole frames only: sealed one by one
     } else if (!tx_.unsent().empty()) {
       f = tx_.unsent().first(tx_.to_boundary());
     } else {
@@ -99,11 +146,7 @@ void LinkCore::stage() {
       break;
     }
     if (from_xq) {
-      xq_off_ += f.size();
-      if (xq_off_ == xq_.size()) {
-        xq_.clear();
-        xq_off_ = 0;
-      }
+      xq_consumed(f.size());
       continue;
     }
     const bool had_unacked = tx_.unacked_sent_frames() > 0;
@@ -124,18 +167,15 @@ int LinkCore::output(iovec (&iov)[2]) {
     return 1;
   }
   int n = 0;
-  const bool ctl = xq_off_ < xq_.size();
-  const bool boundary = tx_.at_frame_boundary();
-  if (ctl && boundary) {
-    out_xq_ = xq_.size() - xq_off_;
-    iov[n++] = {xq_.data() + xq_off_, out_xq_};
+  const std::size_t turn = queued_turn();
+  if (turn) {
+    out_xq_ = turn;
+    iov[n++] = {xq_.data() + xq_off_, turn};
   }
   const auto d = tx_.unsent();
-  if (!d.empty()) {
-    // A control frame waits for the end of the frame in progress only.
-    const std::size_t len = (ctl && !boundary) ? tx_.to_boundary() : d.size();
-    iov[n++] = {const_cast<std::uint8_t*>(d.data()), len};
-  }
+  std::size_t len = d.size();
+  if (xq_off_ + turn < xq_.size()) len = std::min(len, data_before_queued(turn > 0));  // more frames wait
+  if (len) iov[n++] = {const_cast<std::uint8_t*>(d.data()), len};
   return n;
 }
 
@@ -148,13 +188,9 @@ void LinkCore::sent(std::size_t n, Clock::time_point now) {
   }
   const bool had_unacked = tx_.unacked_sent_frames() > 0;
   const std::size_t c = std::min(n, out_xq_);
-  xq_off_ += c;
+  xq_consumed(c);
   n -= c;
   out_xq_ = 0;
-  if (xq_off_ == xq_.size()) {
-    xq_.clear();
-    xq_off_ = 0;
-  }
   if (n) tx_.sent(n);
   if (cfg_.realtime) tx_.ack(UINT64_MAX);  // released once sent: no replay on a realtime link
   if (!had_unacked && tx_.unacked_sent_frames() > 0) live_.on_unacked(now);
@@ -172,7 +208,7 @@ bool LinkCore::queue_control(const std::uint8_t* p, std::size_t n) {
   }
   if (xq_off_ > 0 && xq_off_ == xq_.size()) {
     xq_.clear();
-    xq_off_ = 0;
+    xq_off_ = xq_next_ = 0;
   }
   xq_.insert(xq_.end(), p, p + n);
   xq_[xq_.size() - n] = version_;

@@ -166,9 +166,11 @@ std::size_t Gateway::replace_keys(std::shared_ptr<const hs::KeyTable> keys) {
   std::vector<std::uint64_t> gone;
   for (const auto& [sid, s] : sessions_)
     if (!gcfg_.keys->find(s->peer_id) ||
-        gcfg_.keys->admit(s->peer_id, s->prefixes, gcfg_.allow_unbound_prefixes) != keys::Admission::allowed)
+        gcfg_.keys->admit(s->peer_id, s->prefixes, gcfg_.allow_unbound_prefixes) != keys::Admission::allowed ||
+        gcfg_.keys->admit_groups(s->peer_id, s->groups) != keys::Admission::allowed)
       gone.push_back(sid);
-  for (auto sid : gone) destroy(sid, "its key or prefix binding was removed from the key file", dc_.sessions_closed);
+  for (auto sid : gone)
+    destroy(sid, "the key file no longer has its key or allows its prefixes or groups", dc_.sessions_closed);
   return gone.size();
 }
 

@@ -169,6 +169,11 @@ void Gateway::on_hello(const ConnPtr& hc, const hs::Nonce& server_nonce, Fault f
       refuse(hc, Fault::prefix_not_allowed, fmt::format("CPE '{}' claims prefixes outside its binding", hello->id), v);
       return;
     }
+    if (hello->link == 0 && gcfg_.keys->admit_groups(hello->id, hello->groups) != keys::Admission::allowed) {
+      refuse(hc, Fault::group_not_allowed,
+             fmt::format("CPE '{}' announces groups {} outside its binding", hello->id, hello->groups), v);
+      return;
+    }
   }
   if ((hello->capabilities & hs::kCapNewerVersion) && v < gcfg_.max_version) {
     refuse(hc, Fault::unsupported_version,

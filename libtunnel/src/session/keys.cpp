@@ -8,6 +8,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <atomic>
 #include <cerrno>
 #include <cstring>
@@ -153,6 +154,46 @@ std::vector<Prefix> parse_prefix_list(std::string_view s) {
   return out;
 }
 
+constexpr std::string_view kGroupsField = "groups=";
+constexpr const char* kLineForm = "a line is ID KEY [PREFIX[,PREFIX...]] [groups=[NAME[,NAME...]]]";
+
+// Takes a `groups=[NAME[,NAME...]]` field, which ends the line, off `rest`
+// into `b`; spaces around the commas are allowed, as in the prefix list.
+void take_groups(std::string_view& rest, Binding& b) {
+  std::size_t at = std::string_view::npos;
+  for (auto i = rest.find(kGroupsField); i != std::string_view::npos; i = rest.find(kGroupsField, i + 1)) {
+    if (i > 0 && !is_space(rest[i - 1])) continue;
+    if (at != std::string_view::npos) throw std::invalid_argument("groups= appears twice");
+    at = i;
+  }
+  if (at == std::string_view::npos) return;
+  auto list = trim(rest.substr(at + kGroupsField.size()));
+  rest = trim(rest.substr(0, at));
+  b.groups_bound = true;  // an empty list: no group at all
+  while (!list.empty()) {
+    const auto comma = list.find(',');
+    const auto item = trim(list.substr(0, comma));
+    if (item.empty()) throw std::invalid_argument("empty group name in groups=");
+    if (!hs::valid_group(item))
+      throw std::invalid_argument("bad group name '" + std::string(item) +
+                                  "' in groups= (1..64 characters of [A-Za-z0-9._-], not starting with '-'; "
+                                  "groups= ends the line)");
+    b.groups.emplace_back(item);
+    list.remove_prefix(comma == std::string_view::npos ? list.size() : comma + 1);
+    if (comma != std::string_view::npos && list.empty()) throw std::invalid_argument("groups= ends with a comma");
+  }
+}
+
+// A NAME=VALUE token where a prefix list is expected: a misspelt field.
+void refuse_unknown_field(std::string_view prefixes) {
+  const auto eq = prefixes.find('=');
+  if (eq == std::string_view::npos) return;
+  std::size_t from = eq, to = eq;
+  while (from > 0 && !is_space(prefixes[from - 1])) --from;
+  while (to < prefixes.size() && !is_space(prefixes[to])) ++to;
+  throw std::invalid_argument("unknown field '" + std::string(prefixes.substr(from, to - from)) + "': " + kLineForm);
+}
+
 SecretKey random_key() {
   std::uint8_t b[kMinKeyBytes];
   if (RAND_bytes(b, sizeof b) != 1) throw std::runtime_error("RAND_bytes failed");
@@ -260,14 +301,20 @@ KeyTable load_key_table(const std::string& path) {
       const auto first = next_token(rest);
       if (rest.empty()) {  // "KEY": any id
         if (t.any) throw std::invalid_argument("a second key for any id");
-        t.any.emplace(Binding{parse_key(first), {}, false});
+        Binding any;
+        any.key = parse_key(first);
+        t.any.emplace(std::move(any));
         return;
       }
+      if (rest.starts_with(kGroupsField))  // "KEY groups=..."
+        throw std::invalid_argument(std::string("the any-id key binds no groups: ") + kLineForm);
       const std::string id(first);
       if (!hs::valid_id(id)) throw std::invalid_argument("id must be 1..64 printable ASCII characters");
       if (t.by_id.count(id)) throw std::invalid_argument("id " + id + " appears twice");
       Binding b;
       b.key = parse_key(next_token(rest));
+      take_groups(rest, b);
+      refuse_unknown_field(rest);
       if (!rest.empty()) {
         b.prefixes = parse_prefix_list(rest);
         b.bound = true;
@@ -337,6 +384,16 @@ Admission KeyTable::admit(std::string_view id, std::span<const Prefix> claimed, 
     for (const auto& p : it->second.prefixes) inside = inside || prefix_within(c, p);
     if (!inside) return Admission::prefix_not_allowed;
   }
+  return Admission::allowed;
+}
+
+Admission KeyTable::admit_groups(std::string_view id, std::span<const std::string> groups) const {
+  if (groups.empty()) return Admission::allowed;
+  const auto it = by_id.find(id);
+  if (it == by_id.end() || !it->second.groups_bound) return Admission::allowed;
+  const auto& allowed = it->second.groups;
+  for (const auto& g : groups)
+    if (std::find(allowed.begin(), allowed.end(), g) == allowed.end()) return Admission::group_not_allowed;
   return Admission::allowed;
 }
 

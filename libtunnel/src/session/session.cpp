@@ -25,7 +25,7 @@ bool Session::enqueue_realtime(std::span<const std::uint8_t> pkt, Clock::time_po
   const std::uint64_t rseq = ++rseq_;
   for (std::size_t i = 1; i < links_.size(); ++i)
     if (links_[i] && links_[i]->connected()) any = links_[i]->core().enqueue_rt(pkt, rseq, now) || any;
-  if (!any) return enqueue(pkt, now);
+  if (!any) return enqueue(pkt, now, true);
   const bool first = !flush_pending_;
   flush_pending_ = true;
   return first;

@@ -22,6 +22,7 @@ enum class Fault : std::uint8_t {
   gateway_full,           // --max-cpes sessions exist
   prefix_in_use,          // another CPE holds an overlapping prefix
   prefix_not_allowed,     // a claimed prefix is outside the id's binding in the key file
+  group_not_allowed,      // an announced group is outside the id's groups= in the key file
   unknown_session,        // a join (link > 0) names a session the gateway does not hold for that id
   refused,                // CPE side: the gateway answered ERROR (its reason is logged)
   // An established connection.

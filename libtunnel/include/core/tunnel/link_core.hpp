@@ -13,8 +13,9 @@
 //      repeat, data_frame.hpp), else as a new frame.
 //   2. output(iov) names the next bytes to write: queued frames (the core's
 //      ACK, HEARTBEAT, CLOSE and whole frames from above, queue_frame()) only
-//      between whole DATA frames, then DATA from the buffer's cursor. sent(n)
-//      tells how many the socket took.
+//      between whole DATA frames and never ahead of a realtime packet
+//      (below), then DATA from the buffer's cursor. sent(n) tells how many
+//      the socket took.
 //   Admission while connected is the send queue's rule (send_queue.hpp): over
 //   send_queue_bytes of unsent data a new packet is dropped (counted) unless
 //   the connection is stalled: the socket took nothing (blocked() without
@@ -59,6 +60,18 @@
 // The data path never allocates per packet: growth is by doubling, so rare,
 // and shrinking happens on the tick only. memory_bytes() is what the link
 // holds on the heap; shed() relieves a memory limit (drop_memory).
+//
+// Realtime on the bulk link: a realtime-class packet that rides this link
+// (enqueue(..., realtime), when the session has no realtime link connected)
+// goes before the queued frames. While one waits unsent, queued frames go
+// one at a time: the DATA up to the realtime packets queued so far first,
+// then one frame, then the DATA up to those queued meanwhile, and so on. A
+// realtime packet thus waits for at most the queued frame already begun (on
+// a protected connection: the sealed stage, FrameGuard::kStageBytes plus a
+// frame), and queued frames are never starved: each waits only for packets
+// queued before its turn. A realtime packet behind more than
+// send_queue_bytes of DATA is late anyway and holds nothing back, nor does
+// one replayed after a resume.
 //
 // Realtime links (LinkConfig::realtime): enqueue_rt() writes one RT_DATA
 // frame per packet carrying the session-level realtime sequence (the
@@ -169,8 +182,10 @@ class LinkCore {
 
   // ---- send
   // Queues one packet (a well-formed IP packet of at most the MTU); false
-  // when it was dropped (counted).
-  bool enqueue(std::span<const std::uint8_t> pkt, Clock::time_point now);
+  // when it was dropped (counted). `realtime`: a realtime-class packet on
+  // the bulk link, which queued frames do not overtake ("Realtime on the
+  // bulk link" above).
+  bool enqueue(std::span<const std::uint8_t> pkt, Clock::time_point now, bool realtime = false);
   // A realtime link's enqueue(): one RT_DATA frame carrying `rseq`.
   bool enqueue_rt(std::span<const std::uint8_t> pkt, std::uint64_t rseq, Clock::time_point now);
   bool realtime() const { return cfg_.realtime; }
@@ -255,6 +270,16 @@ class LinkCore {
     return std::chrono::duration_cast<std::chrono::milliseconds>(t.time_since_epoch()).count();
   }
   bool queue_control(const std::uint8_t* p, std::size_t n);
+  // Queued frames (see "Realtime on the bulk link"): the bytes of the frame
+  // at `off` that xq_ holds; whether a realtime packet waits unsent; how many
+  // queued bytes may go now, before any DATA (0: DATA first; it also fixes
+  // the gate); with frames still waiting after that turn, how much DATA may
+  // go before them; and the bookkeeping once `n` queued bytes went.
+  std::size_t xq_frame_at(std::size_t off) const;
+  bool realtime_waits() const;
+  std::size_t queued_turn();
+  std::size_t data_before_queued(bool after_turn) const;
+  void xq_consumed(std::size_t n);
   void queue_ack();
   bool stalled(Clock::time_point now) const;
   void stage();  // moves whole frames into the guard's stage, sealed
@@ -280,7 +305,11 @@ class LinkCore {
   std::uint64_t next_dsn_ = 1;
   std::vector<std::uint8_t> xq_;  // queued whole frames, sent from xq_off_
   std::size_t xq_off_ = 0;
+  std::size_t xq_next_ = 0;       // start of the first queued frame not begun (> xq_off_: one is half sent)
   std::size_t out_xq_ = 0;        // queued bytes in the last output()
+  std::uint64_t rt_end_ = 0;      // stream position after the last realtime packet's frame (0: none)
+  std::uint64_t gate_ = 0;        // with gate_set_: the next queued frame waits until DATA is sent up to it
+  bool gate_set_ = false;
 
   std::unique_ptr<std::uint8_t[]> rb_;
   std::size_t rb_cap_ = 0, rlen_ = 0, roff_ = 0;

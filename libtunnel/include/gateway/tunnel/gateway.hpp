@@ -91,8 +91,8 @@ class Gateway final : public Node {
   // The session of a CPE id, or nullptr.
   const Session* find(std::string_view cpe_id) const;
   // Takes a new key table (SIGHUP): handshakes from now on use it; a
-  // session whose id lost its key or whose prefixes its binding no longer
-  // allows is closed. Returns how many were closed.
+  // session whose id lost its key, or whose prefixes or groups its binding
+  // no longer allows, is closed. Returns how many were closed.
   std::size_t replace_keys(std::shared_ptr<const hs::KeyTable> keys);
   std::size_t pending() const { return pending_.size(); }
   // The sessions' buffer memory as last summed (see memory_limit).

@@ -138,10 +138,11 @@ class Node : protected SessionEvents {
   bool is_realtime(std::span<const std::uint8_t> pkt, Clock::time_point now) {
     return classifier_ && classifier_->classify(pkt, now).cls == classify::TrafficClass::realtime;
   }
-  // Queues a TUN packet on `s` by its class; marks `s` for the batch-end flush.
+  // Queues a TUN packet on `s` by its class (a realtime one on the bulk link
+  // when `s` has no realtime link); marks `s` for the batch-end flush.
   void send(Session& s, std::span<const std::uint8_t> pkt, Clock::time_point now) {
-    const bool rt = is_realtime(pkt, now) && s.has_realtime_links();
-    if (rt ? s.enqueue_realtime(pkt, now) : s.enqueue(pkt, now)) mark_dirty(s);
+    const bool rt = is_realtime(pkt, now);
+    if ((rt && s.has_realtime_links()) ? s.enqueue_realtime(pkt, now) : s.enqueue(pkt, now, rt)) mark_dirty(s);
   }
   // The session needs a flush at the end of this batch.
   void mark_dirty(Session& s) { dirty_.push_back(&s); }

@@ -4,6 +4,7 @@
 // exit code or `-` when there is none, and RESULT is the body with `\`,
 // newline, carriage return and tab written as `\\`, `\n`, `\r`, `\t` and any
 // other byte below 0x20 or 0x7f as `\xHH`, so that each target is one line.
+// An empty RESULT leaves out the space before it too (`cpe9 unknown -`).
 //
 // JSON: an array of objects, one per target, in the record's target order:
 //   {"peer":"cpe-1","msg_id":"00000001000000a3","status":"done","exit":0,

@@ -97,10 +97,14 @@ class ControlHub {
   // are recorded `unknown`. A target whose peer speaks protocol 3 is
   // answered `no-handler` at once, a target whose channel refuses the message
   // (outbox full, session ending) `failed` with no exit code. Returns the
-  // msg_id, or 0 with `error` set when the topic or body is not valid (then
-  // nothing is recorded).
+  // msg_id, or 0 with `error` set and, when `why` is given, *why: the topic
+  // or body is not valid (bad_request), or the store holds as many records
+  // within their time as it may (store_full; MessageStore). Nothing is
+  // recorded then.
+  enum class Refusal : std::uint8_t { bad_request, store_full };
   std::uint64_t send(std::span<const Target> targets, std::span<const std::string> unknown, std::string_view topic,
-                     std::span<const std::uint8_t> body, Clock::time_point now, std::string& error);
+                     std::span<const std::uint8_t> body, Clock::time_point now, std::string& error,
+                     Refusal* why = nullptr);
   // Calls `done` once: when every target of `msg_id` is final, or at
   // `deadline`, or at stop(). Never from inside wait().
   void wait(std::uint64_t msg_id, Clock::time_point deadline, std::function<void()> done);

@@ -15,6 +15,9 @@
 //                   ID KEY PREFIX[,PREFIX...]   that CPE's key, and the inner
 //                                               prefixes it may claim
 //                   ID KEY                      that CPE's key, no prefix list
+//                 either form optionally ending in
+//                   groups=[NAME[,NAME...]]     the control message groups it
+//                                               may announce (none when empty)
 //                 and at most one line with only
 //                   KEY                         the key for any other id
 //
@@ -88,16 +91,19 @@ SecretKey load_key_file(const std::string& path);
 // One CPE's entry in the gateway's key file.
 struct Binding {
   SecretKey key;
-  std::vector<Prefix> prefixes;  // the prefixes it may claim; see `bound`
-  bool bound = false;            // true: the line had a prefix list
+  std::vector<Prefix> prefixes;     // the prefixes it may claim; see `bound`
+  bool bound = false;               // true: the line had a prefix list
+  std::vector<std::string> groups;  // the groups it may announce; see `groups_bound`
+  bool groups_bound = false;        // true: the line had groups= (maybe empty)
 };
 
-// Whether a CPE may claim the prefixes in its HELLO.
+// Whether a CPE may claim the prefixes, or announce the groups, in its HELLO.
 enum class Admission : std::uint8_t {
-  allowed,             // every claimed prefix lies within the id's list
+  allowed,             // every claimed prefix (or group) lies within the id's list
   prefix_not_allowed,  // a claimed prefix lies outside it, or the id has no
                        // list (or used the any-id key) and unbound prefixes
                        // are not allowed
+  group_not_allowed,   // an announced group is not in the id's groups= list
 };
 // A refusal for prefix_not_allowed is sent as Fault::prefix_not_allowed
 // (fault.hpp).
@@ -124,6 +130,12 @@ struct KeyTable {
   // that authenticated with the any-id key, may claim any prefix.
   Admission admit(std::string_view id, std::span<const Prefix> claimed, bool allow_unbound) const;
 
+  // Whether `id`, already authenticated, may announce `groups`: allowed when
+  // its line has no groups= (or it used the any-id key), else only groups
+  // that list names (group_not_allowed otherwise). Announcing none is always
+  // allowed.
+  Admission admit_groups(std::string_view id, std::span<const std::string> groups) const;
+
   // Number of keys: ids plus one when there is an any-id key.
   std::size_t size() const noexcept { return by_id.size() + (any ? 1 : 0); }
 
@@ -131,8 +143,9 @@ struct KeyTable {
 };
 
 // Loads the gateway's key file. Throws std::runtime_error naming the file and
-// line on an unsafe file, a malformed line, a repeated id, a second any-id
-// key, or a file without keys.
+// line on an unsafe file, a malformed line (a bad prefix or group name, an
+// unknown or repeated field), a repeated id, a second any-id key, or a file
+// without keys.
 KeyTable load_key_table(const std::string& path);
 
 // Loads the gateway's key file again (SIGHUP): either a whole new table, or

@@ -54,7 +54,9 @@ class Link : public std::enable_shared_from_this<Link> {
   void abort(Fault why) { fail(why, {}); }
 
   // Queues a packet (see LinkCore::enqueue); `now` is read once per batch.
-  bool enqueue(std::span<const std::uint8_t> pkt, Clock::time_point now) { return core_.enqueue(pkt, now); }
+  bool enqueue(std::span<const std::uint8_t> pkt, Clock::time_point now, bool realtime = false) {
+    return core_.enqueue(pkt, now, realtime);
+  }
   // Writes what the core has, until the socket would block (then waits).
   void flush();
   // Timers; a dead connection is dropped and reported to the session.

@@ -9,6 +9,9 @@
 // - A record is kept until every target is final and then for `keep` (10
 //   minutes by default). One with a target still pending is dropped when it
 //   is `max_age` old (a channel's result timeout normally completes it first).
+// - At most `max_messages` records are held. A record is never dropped
+//   early to make room: when the store is full of records within their time,
+//   a new send is refused (`full`) until one expires.
 #pragma once
 
 #include <tunnel/control_channel.hpp>
@@ -105,8 +108,8 @@ class MessageStore {
                         std::chrono::milliseconds max_age = std::chrono::hours(24), std::size_t max_messages = 4096)
       : keep_(keep), max_age_(max_age), max_(max_messages) {}
 
-  // Records a send. When the store holds max_messages, the oldest complete
-  // record is dropped to make room; `full` when none is complete.
+  // Records a send. When the store holds max_messages, the records past
+  // their time are dropped first (expire(now)); `full` when none is.
   AddError add(std::uint64_t msg_id, std::string_view topic, std::span<const std::string> peers,
                std::span<const std::string> unknown, Clock::time_point now);
 
@@ -117,6 +120,8 @@ class MessageStore {
   const SentMessage* find(std::uint64_t msg_id) const;
   void expire(Clock::time_point now);
   std::size_t size() const { return by_id_.size(); }
+  std::size_t max_messages() const { return max_; }
+  std::chrono::milliseconds keep() const { return keep_; }
 
  private:
   std::chrono::milliseconds keep_, max_age_;

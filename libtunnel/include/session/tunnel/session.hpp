@@ -71,8 +71,10 @@ class Session {
 
   // Queues a packet on the bulk link; true when it is the first since the
   // last flush() (the owner then owes this session a flush at batch end).
-  bool enqueue(std::span<const std::uint8_t> pkt, Clock::time_point now) {
-    links_[0]->enqueue(pkt, now);
+  // `realtime`: a realtime-class packet (control frames do not overtake it:
+  // LinkCore::enqueue).
+  bool enqueue(std::span<const std::uint8_t> pkt, Clock::time_point now, bool realtime = false) {
+    links_[0]->enqueue(pkt, now, realtime);
     const bool first = !flush_pending_;
     flush_pending_ = true;
     return first;
