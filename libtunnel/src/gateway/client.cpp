@@ -62,12 +62,7 @@ void Client::on_start() {
 }
 
 void Client::on_stop() {
-  for (auto& c : conns_) {
-    c->retry.cancel();
-    c->timer.cancel();
-    if (c->sock) c->sock->close();
-    if (c->hc) c->hc->close();
-  }
+  for (auto& c : conns_) c->abandon();
   session_->close();
   if (paths_) paths_->stop();  // endpoints go before the process does
 }
@@ -92,11 +87,7 @@ void Client::path_changed(std::size_t path, bool up) {
   if (path_link(k) && k < conns_.size()) {
     Connector& r = *conns_[k];
     if (!up) {  // its realtime link goes at once; realtime continues on the other paths' links
-      r.retry.cancel();
-      r.timer.cancel();
-      if (r.sock) r.sock->close();
-      if (r.hc) r.hc->close();
-      r.hc.reset();
+      r.abandon();
       session_->link(k).detach();
       r.state = "waiting";
     } else if (session_->id() != 0) {
@@ -371,10 +362,7 @@ void Client::announce_downlink() {
 // Link 0 started a new session: the joins of the old one are void.
 void Client::restart_joins() {
   for (unsigned k = 1; k < conns_.size(); ++k) {
-    Connector& c = *conns_[k];
-    if (c.hc) c.hc->close();
-    c.hc.reset();
-    if (c.sock) c.sock->close();
+    conns_[k]->abandon();
     session_->link(k).detach();
     schedule_retry(k, "new session");
   }

@@ -85,6 +85,14 @@ class Client final : public Node {
     boost::asio::ip::tcp::endpoint target;  // the gateway address this link dials
     int attempts = 0;
     const char* state = "starting";
+    // Abandons whatever is under way: the retry, the attempt, the handshake.
+    void abandon() {
+      retry.cancel();
+      timer.cancel();
+      if (sock) sock->close();
+      if (hc) hc->close();
+      hc.reset();
+    }
   };
 
   void on_start() override;
