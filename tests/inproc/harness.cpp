@@ -6,6 +6,7 @@
 #include <boost/asio/write.hpp>
 #include <spdlog/sinks/ostream_sink.h>
 #include <spdlog/spdlog.h>
+#include <gtest/gtest.h>
 
 #include <arpa/inet.h>
 #include <sys/socket.h>
@@ -281,6 +282,18 @@ Peers::~Peers() {
 
 bool Peers::connected() {
   return cpe->session().connected() && gw->find("cpe-1") && gw->find("cpe-1")->connected();
+}
+
+void send_both(Peers& p, std::uint64_t from, std::uint64_t n) {
+  for (std::uint64_t i = from; i < from + n; ++i) {
+    p.ctun.inject(udp4(kCpeAddr, kInetAddr, i, 40 + i % 1200));
+    p.gtun.inject(udp4(kInetAddr, kCpeAddr, i, 40 + (i * 7) % 1200));
+  }
+}
+
+void expect_exactly(const std::vector<Bytes>& got, std::uint64_t n, const char* dir) {
+  ASSERT_EQ(got.size(), n) << dir;
+  for (std::uint64_t i = 0; i < n; ++i) EXPECT_EQ(seq_of(got[i]), i + 1) << dir << " #" << i;
 }
 
 }  // namespace inproc

@@ -43,6 +43,10 @@ class MemTun {
   int fds_[2] = {-1, -1};
 };
 
+// A host inside the CPE's prefix (10.1.0.0/16) and one beyond the gateway.
+inline constexpr const char* kCpeAddr = "10.1.0.5";
+inline constexpr const char* kInetAddr = "192.0.2.9";
+
 // An IPv4 UDP packet from `src` to `dst` whose payload starts with `seq`
 // (8 bytes, big-endian) and is `payload` bytes long in all.
 // `tos`: the IPv4 TOS byte (DSCP << 2), e.g. 0xb8 for EF.
@@ -146,5 +150,11 @@ struct Peers {
   bool connected();
   const tunnel::Session& gs() { return *gw->find("cpe-1"); }  // the gateway's session of cpe-1; must exist
 };
+
+// Injects packets [from, from+n) each way: kCpeAddr -> kInetAddr into the
+// CPE's TUN, back into the gateway's; sizes vary with the sequence.
+void send_both(Peers& p, std::uint64_t from, std::uint64_t n);
+// Checks that `got` holds exactly packets 1..n, in order (`dir` names the direction).
+void expect_exactly(const std::vector<Bytes>& got, std::uint64_t n, const char* dir);
 
 }  // namespace inproc

@@ -20,23 +20,6 @@ namespace {
 namespace asio = boost::asio;
 using tcp = asio::ip::tcp;
 
-constexpr const char* kCpeAddr = "10.1.0.5";
-constexpr const char* kInetAddr = "192.0.2.9";
-
-
-// Injects packets [from, from+n) each way; collects into up/down until all arrived.
-void send_both(Peers& p, std::uint64_t from, std::uint64_t n) {
-  for (std::uint64_t i = from; i < from + n; ++i) {
-    p.ctun.inject(udp4(kCpeAddr, kInetAddr, i, 40 + i % 1200));
-    p.gtun.inject(udp4(kInetAddr, kCpeAddr, i, 40 + (i * 7) % 1200));
-  }
-}
-
-void expect_exactly(const std::vector<Bytes>& got, std::uint64_t n, const char* dir) {
-  ASSERT_EQ(got.size(), n) << dir;
-  for (std::uint64_t i = 0; i < n; ++i) EXPECT_EQ(seq_of(got[i]), i + 1) << dir << " #" << i;
-}
-
 // Runs one attack in the middle of a stream and checks that it was rejected
 // by the side it targeted and that nothing was lost.
 void attack_and_check(Relay::Tamper t, bool target_gateway) {

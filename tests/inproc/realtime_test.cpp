@@ -9,8 +9,6 @@ namespace inproc {
 namespace {
 namespace asio = boost::asio;
 
-constexpr const char* kCpeAddr = "10.1.0.5";
-constexpr const char* kInetAddr = "192.0.2.9";
 constexpr std::uint8_t kEf = 0xb8;
 
 struct Rt {

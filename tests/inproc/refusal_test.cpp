@@ -20,9 +20,6 @@ namespace {
 namespace hs = tunnel::hs;
 namespace wire = tunnel::wire;
 
-constexpr const char* kCpeAddr = "10.1.0.5";
-constexpr const char* kInetAddr = "192.0.2.9";
-
 // True when the CPE logged that the gateway refused it with exactly `reason`.
 bool refused_with(const LogCapture& log, const std::string& reason) {
   return log.count("refused by the gateway: " + reason + ")") > 0;

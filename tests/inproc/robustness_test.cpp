@@ -146,8 +146,6 @@ TEST(Robustness, AVanishedTunEndsTheNodeOnce) {
 // ---------------------------------------------------------------- bad control frames
 
 namespace wire = tunnel::wire;
-constexpr const char* kCpeAddr = "10.1.0.5";
-constexpr const char* kInetAddr = "192.0.2.9";
 
 void put64(Bytes& b, std::uint64_t v) {
   for (int i = 7; i >= 0; --i) b.push_back(static_cast<std::uint8_t>(v >> (8 * i)));
@@ -179,18 +177,6 @@ Bytes receipt_frame(std::uint64_t seq) {
 
 std::uint64_t bad_control(const tunnel::Session& s) {
   return s.counters().proto_errors[static_cast<std::size_t>(wire::ParseStatus::bad_control)];
-}
-
-void send_both(Peers& p, std::uint64_t from, std::uint64_t n) {
-  for (std::uint64_t i = from; i < from + n; ++i) {
-    p.ctun.inject(udp4(kCpeAddr, kInetAddr, i, 40 + i % 1200));
-    p.gtun.inject(udp4(kInetAddr, kCpeAddr, i, 40 + (i * 7) % 1200));
-  }
-}
-
-void expect_exactly(const std::vector<Bytes>& got, std::uint64_t n, const char* dir) {
-  ASSERT_EQ(got.size(), n) << dir;
-  for (std::uint64_t i = 0; i < n; ++i) EXPECT_EQ(seq_of(got[i]), i + 1) << dir << " #" << i;
 }
 
 // The CPE (or the gateway) sends `frame` on its connected bulk link, in the

@@ -20,10 +20,6 @@ namespace {
 namespace asio = boost::asio;
 using tcp = asio::ip::tcp;
 
-constexpr const char* kCpeAddr = "10.1.0.5";   // inside the CPE's prefix 10.1.0.0/16
-constexpr const char* kInetAddr = "192.0.2.9"; // beyond the gateway
-
-
 // Sends n packets each way (seq from `from`), returns what arrived.
 void exchange(Peers& p, std::uint64_t from, std::uint64_t n, std::vector<Bytes>& up, std::vector<Bytes>& down) {
   for (std::uint64_t i = from; i < from + n; ++i) {
