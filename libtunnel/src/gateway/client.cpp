@@ -18,7 +18,6 @@ namespace asio = boost::asio;
 using tcp = asio::ip::tcp;
 
 namespace {
-std::string ep(const boost::asio::ip::tcp::endpoint& e) { return tunnel::to_string(e); }
 std::string link_name(unsigned i) { return i ? fmt::format("realtime link {}", i) : std::string("tunnel"); }
 }  // namespace
 
@@ -226,7 +225,7 @@ void Client::connect(unsigned i) {
       return;
     }
     c.state = "handshaking";
-    c.hc = std::make_shared<HandshakeConn>(std::move(*c.sock), ep(c.target));
+    c.hc = std::make_shared<HandshakeConn>(std::move(*c.sock), to_string(c.target));
     c.sock.reset();
     c.hc->set_deadline(ccfg_.connect_timeout);
     c.hc->read_frame(wire::kMinVersion, ccfg_.max_version,
@@ -323,20 +322,20 @@ void Client::on_hello_ack(unsigned i, std::uint8_t v, const hs::Nonce& cn, const
   c.attempts = 0;
   Link& l = session_->link(i);
   const auto replayed0 = l.core().counters().replayed;
-  l.remote = ep(c.target);
+  l.remote = to_string(c.target);
   const auto early = c.hc->leftover();
   l.attach(c.hc->take_socket(), early, ack->resumed ? ack->rx_dsn : 0, v, std::move(crypto));
   c.hc.reset();
   c.state = "connected";
   if (i > 0)
-    spdlog::info("{}: joined session {:016x} via {}", link_name(i), ack->session_id, ep(c.target));
+    spdlog::info("{}: joined session {:016x} via {}", link_name(i), ack->session_id, to_string(c.target));
   else if (ack->resumed)
     spdlog::info("{}: resumed session {:016x} with {} (gateway had dsn {}, we had {}; replaying {} packets)",
-                 link_name(i), ack->session_id, ep(c.target), ack->rx_dsn, l.core().rx_last(),
+                 link_name(i), ack->session_id, to_string(c.target), ack->rx_dsn, l.core().rx_last(),
                  l.core().counters().replayed - replayed0);
   else
     spdlog::info("{}: session {:016x} established with {} (gateway '{}', protocol {}){}", link_name(i),
-                 ack->session_id, ep(c.target), gateway_id_.empty() ? "?" : gateway_id_, v,
+                 ack->session_id, to_string(c.target), gateway_id_.empty() ? "?" : gateway_id_, v,
                  attempts_before ? fmt::format(" after {} failed attempts", attempts_before) : "");
   attached(l, link_name(i));
   if (i == 0 && !ack->resumed && v >= 4) announce_downlink();
@@ -379,7 +378,7 @@ void Client::schedule_retry(unsigned i, std::string_view why) {
   std::uniform_real_distribution<double> jitter(0.75, 1.25);
   const auto delay = std::chrono::milliseconds(static_cast<long>(base * jitter(rng_)));
   if (c.attempts <= 5 || c.attempts % 30 == 0)
-    spdlog::warn("cannot reach gateway {} on {} ({}); attempt {}, retrying in {} ms", ep(c.target), link_name(i),
+    spdlog::warn("cannot reach gateway {} on {} ({}); attempt {}, retrying in {} ms", to_string(c.target), link_name(i),
                  why, c.attempts, delay.count());
   c.retry.expires_after(delay);
   c.retry.async_wait([this, i](const boost::system::error_code& ec) {

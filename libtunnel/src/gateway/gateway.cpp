@@ -14,10 +14,6 @@ namespace tunnel {
 namespace asio = boost::asio;
 using tcp = asio::ip::tcp;
 
-namespace {
-std::string ep(const boost::asio::ip::tcp::endpoint& e) { return tunnel::to_string(e); }
-}  // namespace
-
 Gateway::Gateway(asio::io_context& io, GatewayConfig cfg)
     : Node(io, cfg.node), gcfg_(std::move(cfg)), table_(gcfg_.max_cpes) {}
 
@@ -41,7 +37,7 @@ void Gateway::on_start() {
     acc->set_option(tcp::acceptor::reuse_address(true));
     acc->bind(bind_ep);
     acc->listen(256);
-    spdlog::info("listening on {} ({}), gateway id '{}'", ep(unmapped(acc->local_endpoint())),
+    spdlog::info("listening on {} ({}), gateway id '{}'", to_string(unmapped(acc->local_endpoint())),
                  cfg_.mptcp ? "MPTCP" : "TCP", gcfg_.id);
     acceptors_.push_back(std::move(acc));
     accept_next(*acceptors_.back());

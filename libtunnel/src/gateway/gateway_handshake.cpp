@@ -17,10 +17,6 @@ namespace tunnel {
 namespace asio = boost::asio;
 using tcp = asio::ip::tcp;
 
-namespace {
-std::string ep(const boost::asio::ip::tcp::endpoint& e) { return tunnel::to_string(e); }
-}  // namespace
-
 // ---------------------------------------------------------------- handshake
 
 void Gateway::accept_next(tcp::acceptor& acc) {
@@ -43,7 +39,7 @@ void Gateway::accept_next(tcp::acceptor& acc) {
     accept_backoff_ = std::chrono::milliseconds(0);
     boost::system::error_code pec;
     const auto peer = s.remote_endpoint(pec);
-    start_handshake(std::move(s), pec ? std::string("?") : ep(unmapped(peer)));
+    start_handshake(std::move(s), pec ? std::string("?") : to_string(unmapped(peer)));
     accept_next(acc);
   });
 }
