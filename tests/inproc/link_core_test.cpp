@@ -298,4 +298,24 @@ TEST(LinkCore, RealtimeBehindMoreThanTheSendQueueHoldsNothingBack) {
 }
 
 }  // namespace
+TEST(LinkCore, AcksAndHeartbeatsAreNotHeldBehindRealtime) {
+  Cores c;
+  c.b->enqueue(pkt(1), c.t);  // data for a, so that a owes an ACK
+  pipe(*c.b, *c.a, c.t);
+  ASSERT_EQ(arrivals(*c.a, c.t), (Strings{"p1"}));
+  queue_receipt(*c.a, 100);  // a control frame waiting for realtime
+  c.a->enqueue(pkt(2), c.t);
+  c.a->enqueue(pkt(3), c.t, true);
+  EXPECT_EQ(c.a->tick(c.t + 100ms), tunnel::Fault::none);  // queues the ACK and a heartbeat
+  write_once(*c.a, *c.b, c.t + 100ms);
+  // The ACK and the heartbeat went with the DATA up to the realtime packet,
+  // the RECEIPT waits for its turn.
+  EXPECT_EQ(arrivals(*c.b, c.t + 100ms), (Strings{"p2", "p3"}));
+  EXPECT_EQ(c.b->counters().acks_received, 1u);
+  EXPECT_EQ(c.b->counters().heartbeats_received, 1u);
+  EXPECT_EQ(c.b->buffer().packets(), 0u);  // released by a's ACK
+  pipe(*c.a, *c.b, c.t + 100ms);
+  EXPECT_EQ(arrivals(*c.b, c.t + 100ms), (Strings{"f100"}));
+}
+
 }  // namespace inproc

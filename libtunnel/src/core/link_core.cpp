@@ -253,7 +253,7 @@ Fault LinkCore::tick(Clock::time_point now) {
       if (rx_last_ != acked_sent_) queue_ack();
       if (live_.heartbeat_due(now)) {
         std::uint8_t b[wire::kHeaderSize];
-        queue_control(b, wire::encode_empty(b, wire::FrameType::heartbeat, version_));
+        queue_control(b, wire::encode_empty(b, wire::FrameType::heartbeat, version_), true);
         ++c_.heartbeats_sent;
         live_.heartbeat_sent(now);
       }

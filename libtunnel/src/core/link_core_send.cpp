@@ -83,11 +83,15 @@ bool LinkCore::enqueue_rt(std::span<const std::uint8_t> pkt, std::uint64_t rseq,
 
 // ---------------------------------------------------------------- queued frames
 
+namespace {
+// A whole frame's size from its common header at `h` (kHeaderSize bytes).
+std::size_t frame_size(const std::uint8_t* h) {
+  return wire::kHeaderSize + (std::size_t{h[4]} << 24 | std::size_t{h[5]} << 16 | std::size_t{h[6]} << 8 | h[7]);
+}
+}  // namespace
+
 std::size_t LinkCore::xq_frame_at(std::size_t off) const {
-  const std::uint8_t* h = xq_.data() + off;
-  const std::size_t len =
-      wire::kHeaderSize + (std::size_t{h[4]} << 24 | std::size_t{h[5]} << 16 | std::size_t{h[6]} << 8 | h[7]);
-  return std::min(len, xq_.size() - off);
+  return std::min(frame_size(xq_.data() + off), xq_.size() - off);
 }
 
 bool LinkCore::realtime_waits() const {
@@ -102,6 +106,7 @@ std::size_t LinkCore::queued_turn() {
     gate_set_ = false;
     return xq_.size() - xq_off_;
   }
+  if (xq_urgent_ > xq_off_) return xq_urgent_ - xq_off_;  // ACK, HEARTBEAT, CLOSE: never behind realtime
   if (!gate_set_) {
     gate_ = rt_end_;
     gate_set_ = true;
@@ -121,10 +126,11 @@ void LinkCore::xq_consumed(std::size_t n) {
   if (n == 0) return;
   xq_off_ += n;
   while (xq_next_ < xq_off_) xq_next_ += xq_frame_at(xq_next_);
-  if (xq_next_ == xq_off_) gate_set_ = false;  // a frame went whole: the next waits for realtime queued since
+  // A frame from above went whole: the next waits for realtime queued since.
+  if (xq_next_ == xq_off_ && xq_off_ > xq_urgent_) gate_set_ = false;
   if (xq_off_ == xq_.size()) {
     xq_.clear();
-    xq_off_ = xq_next_ = 0;
+    xq_off_ = xq_next_ = xq_urgent_ = 0;
   }
 }
 
@@ -201,28 +207,32 @@ void LinkCore::blocked(Clock::time_point now) {
   blocked_ = true;
 }
 
-bool LinkCore::queue_control(const std::uint8_t* p, std::size_t n) {
+bool LinkCore::queue_control(const std::uint8_t* p, std::size_t n, bool urgent) {
   if (!connected_ || xq_.size() - xq_off_ + n > kMaxQueued) {
     ++c_.drop_control;
     return false;
   }
   if (xq_off_ > 0 && xq_off_ == xq_.size()) {
     xq_.clear();
-    xq_off_ = xq_next_ = 0;
+    xq_off_ = xq_next_ = xq_urgent_ = 0;
   }
-  xq_.insert(xq_.end(), p, p + n);
-  xq_[xq_.size() - n] = version_;
+  // Urgent frames go behind the frame begun and the urgent ones before them.
+  const std::size_t at = urgent ? std::max({xq_off_, xq_next_, xq_urgent_}) : xq_.size();
+  xq_.insert(xq_.begin() + static_cast<std::ptrdiff_t>(at), p, p + n);
+  xq_[at] = version_;
+  if (urgent) xq_urgent_ = at + n;
   return true;
 }
 
 bool LinkCore::queue_frame(std::span<const std::uint8_t> frame) {
-  if (frame.size() < wire::kHeaderSize) return false;
-  return queue_control(frame.data(), frame.size());
+  // Whole frames only: the queue is walked frame by frame by their headers.
+  if (frame.size() < wire::kHeaderSize || frame_size(frame.data()) != frame.size()) return false;
+  return queue_control(frame.data(), frame.size(), false);
 }
 
 void LinkCore::queue_ack() {
   std::uint8_t b[wire::kHeaderSize + wire::kDsnSize];
-  queue_control(b, wire::encode_ack(b, rx_last_, version_));
+  queue_control(b, wire::encode_ack(b, rx_last_, version_), true);
   acked_sent_ = rx_last_;
   rx_unacked_bytes_ = 0;
   ++c_.acks_sent;
@@ -230,7 +240,7 @@ void LinkCore::queue_ack() {
 
 void LinkCore::queue_close() {
   std::uint8_t b[wire::kHeaderSize];
-  queue_control(b, wire::encode_empty(b, wire::FrameType::close, version_));
+  queue_control(b, wire::encode_empty(b, wire::FrameType::close, version_), true);
 }
 
 }  // namespace tunnel

@@ -63,15 +63,18 @@
 //
 // Realtime on the bulk link: a realtime-class packet that rides this link
 // (enqueue(..., realtime), when the session has no realtime link connected)
-// goes before the queued frames. While one waits unsent, queued frames go
-// one at a time: the DATA up to the realtime packets queued so far first,
-// then one frame, then the DATA up to those queued meanwhile, and so on. A
-// realtime packet thus waits for at most the queued frame already begun (on
-// a protected connection: the sealed stage, FrameGuard::kStageBytes plus a
-// frame), and queued frames are never starved: each waits only for packets
-// queued before its turn. A realtime packet behind more than
-// send_queue_bytes of DATA is late anyway and holds nothing back, nor does
-// one replayed after a resume.
+// goes before the queued frames from above (control messages). While one
+// waits unsent, those go one at a time: the DATA up to the realtime packets
+// queued so far first, then one frame, then the DATA up to those queued
+// meanwhile, and so on. A realtime packet thus waits for at most the queued
+// frame already begun (on a protected connection: the sealed stage,
+// FrameGuard::kStageBytes plus a frame). A queued frame waits for the
+// realtime packets queued before its turn and for the frames ahead of it.
+// ACK, HEARTBEAT and CLOSE never wait for realtime: they go to the head of
+// the queue (behind a frame begun) and out at the next DATA frame boundary,
+// so the peer's view of the link stays current however much realtime
+// flows. A realtime packet behind more than send_queue_bytes of DATA is
+// late anyway and holds nothing back, nor does one replayed after a resume.
 //
 // Realtime links (LinkConfig::realtime): enqueue_rt() writes one RT_DATA
 // frame per packet carrying the session-level realtime sequence (the
@@ -269,7 +272,8 @@ class LinkCore {
   static std::int64_t to_ms(Clock::time_point t) {
     return std::chrono::duration_cast<std::chrono::milliseconds>(t.time_since_epoch()).count();
   }
-  bool queue_control(const std::uint8_t* p, std::size_t n);
+  // `urgent` (ACK, HEARTBEAT, CLOSE): ahead of the queued frames not begun.
+  bool queue_control(const std::uint8_t* p, std::size_t n, bool urgent);
   // Queued frames (see "Realtime on the bulk link"): the bytes of the frame
   // at `off` that xq_ holds; whether a realtime packet waits unsent; how many
   // queued bytes may go now, before any DATA (0: DATA first; it also fixes
@@ -306,6 +310,7 @@ class LinkCore {
   std::vector<std::uint8_t> xq_;  // queued whole frames, sent from xq_off_
   std::size_t xq_off_ = 0;
   std::size_t xq_next_ = 0;       // start of the first queued frame not begun (> xq_off_: one is half sent)
+  std::size_t xq_urgent_ = 0;     // end of the ACK/HEARTBEAT/CLOSE run at the head (<= xq_off_: none)
   std::size_t out_xq_ = 0;        // queued bytes in the last output()
   std::uint64_t rt_end_ = 0;      // stream position after the last realtime packet's frame (0: none)
   std::uint64_t gate_ = 0;        // with gate_set_: the next queued frame waits until DATA is sent up to it
