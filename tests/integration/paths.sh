@@ -188,8 +188,9 @@ for cut in dsl lte; do
     check "one family: DSL (the first subflow's family) carries again after the cut ($(path_line dsl))" \
       test "$(path_line dsl)" = "carrying 198.18.1.1"
   else
-    check "one family: LTE (the other family) carries again after the cut, the CPE re-dialling for it ($(path_line lte); path_redials $(status_json cpe | jq -r .counters.path_redials))" \
-      test "$(path_line lte)" = "carrying fd00:2::1"
+    redials=$(status_json cpe | jq -r .counters.path_redials)
+    check "one family: LTE (the other family) carries again after the cut, the CPE re-dialling for it ($(path_line lte); path_redials $redials)" \
+      test "$(path_line lte)" = "carrying fd00:2::1" -a "$redials" -ge 1
   fi
 done
 

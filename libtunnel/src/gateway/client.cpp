@@ -114,7 +114,9 @@ void Client::path_changed(std::size_t path, bool up) {
 void Client::path_stranded(std::size_t path) {
   if (stopping_ || !session_->link(0).connected() || !cfg_.mptcp) return;
   Link& l = session_->link(0);
-  paths_->update(connection_stats(l.fd()), Clock::now(), false);
+  const auto cs = connection_stats(l.fd());
+  if (!cs.mptcp) return;  // fell back to TCP: no connection would give the path a subflow
+  paths_->update(cs, Clock::now(), false);
   if (paths_->state(path) != PathState::up) return;
   spdlog::info("path {}: no subflow to the gateway's other address; reconnecting {} so that the gateway announces it",
                paths_->name(path), link_name(0));

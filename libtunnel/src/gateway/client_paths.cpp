@@ -22,6 +22,7 @@ ClientPaths::ClientPaths(asio::io_context& io, netlink::MptcpPm& pm, std::vector
   last_rebuild_.assign(specs_.size(), {});
   shaped_.assign(specs_.size(), 0);
   stranded_.assign(specs_.size(), 0);
+  stranded_armed_.assign(specs_.size(), false);
   for (std::size_t i = 0; i < specs_.size(); ++i) stranded_timer_.push_back(std::make_unique<asio::steady_timer>(io_));
 }
 
@@ -157,9 +158,12 @@ bool ClientPaths::other_family_only(std::size_t path) const {
 void ClientPaths::arm_stranded(std::size_t path) {
   if (!on_stranded_ || !other_family_only(path)) return;
   auto& t = *stranded_timer_[path];
+  stranded_armed_[path] = true;
   t.expires_after(retry_ * (1 << std::min(stranded_[path], 5)));
   t.async_wait([this, path](const boost::system::error_code& ec) {
-    if (ec || stopped_ || state(path) != PathState::up || !other_family_only(path)) return;
+    if (ec) return;  // cancelled or re-armed: whoever did it set stranded_armed_
+    stranded_armed_[path] = false;
+    if (stopped_ || state(path) != PathState::up || !other_family_only(path)) return;
     ++stranded_[path];
     on_stranded_(path);
     arm_stranded(path);
@@ -185,13 +189,20 @@ void ClientPaths::update(const ConnectionStats& cs, Clock::time_point now, bool 
       return s.state == 1 && std::find(eps.begin(), eps.end(), a) != eps.end();
     });
     tr.set_carrying(i, carrying);
-    if (carrying && stranded_[i] > 0) {
+    if (carrying && (stranded_[i] > 0 || stranded_armed_[i])) {
       stranded_timer_[i]->cancel();
       stranded_[i] = 0;
+      stranded_armed_[i] = false;
     }
     if (carrying || eps.empty() || tr.state(i) == PathState::down) {
       if (carrying && missing_[i] > 2) spdlog::info("path {}: subflow is back", name(i));
       missing_[i] = 0;
+      continue;
+    }
+    // A path of the other family that lost its subflow (or came up before
+    // the first connection): a rebuild cannot help it, a re-dial can.
+    if (other_family_only(i)) {
+      if (!stranded_armed_[i]) arm_stranded(i);
       continue;
     }
     if (!periodic || ++missing_[i] < 2 || now - last_rebuild_[i] < retry_) continue;

@@ -20,9 +20,10 @@
 // rebuild: its `fullmesh` endpoint connects only to the gateway address that
 // the gateway announces, and the in-kernel PM acts on an announcement once
 // per connection. Such a path still without a subflow `retry` after its
-// endpoint went in is reported to OnStranded, again after 2, 4 ... 32 times
-// `retry` while it stays so; the owner re-dials the bulk connection, whose
-// new handshake brings the announcement again.
+// endpoint went in, or after update() found it without one, is reported to
+// OnStranded, again after 2, 4 ... 32 times `retry` while it stays so; the
+// owner re-dials the bulk connection, whose new handshake brings the
+// announcement again.
 #pragma once
 
 #include <tunnel/mptcp_pm.hpp>
@@ -112,6 +113,7 @@ class ClientPaths {
   std::vector<int> shaped_;  // per path: the ifindex whose egress we shaped, 0: none
   std::vector<std::unique_ptr<boost::asio::steady_timer>> stranded_timer_;  // per path
   std::vector<int> stranded_;  // per path: OnStranded calls since it last carried
+  std::vector<bool> stranded_armed_;  // per path: its stranded timer waits
   bool stopped_ = false;
   int primary_ = 0;  // AF_UNSPEC: not known yet
 };
