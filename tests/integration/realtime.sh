@@ -4,9 +4,10 @@
 # DSCP (EF) and, unmarked, by behaviour, while iperf3's is bulk; the CPE has a
 # realtime link per path; both ends shape their egress per path (the CPE's
 # --path rates, the gateway's --shape-downlink) with the realtime links'
-# packets in the realtime leaf; the realtime RTT's p99 with bulk at 50% of the
-# downlink stays within R + 30 ms (R: DSL alone, idle, p99, this run; the
-# target, R + 5, is the benchmark's to report); a DSL cut (link down) during
+# packets in the realtime leaf; with bulk at 50% of the downlink the
+# realtime RTT's median stays within R + 10 ms and its p99 within R + 150 ms
+# (R: DSL alone, idle, p99, this run; the target, p99 within R + 5, is the
+# benchmark's to report); a DSL cut (link down) during
 # the probe loses no probe; the shaping goes when the daemons stop.
 # scripts/realtime.sh is the benchmark with the full table against the targets.
 source "$(dirname "$0")/lib.sh"
@@ -89,13 +90,17 @@ echo "# tunnel, bulk downlink at 50%: p50 $p50 p99 $p99 ms, lost $lost of $sent"
 bulk=$(status_json gw | jq -r '[.flows[] | select(.dport == 5202)][0].class')
 check "iperf3's flow is bulk ($bulk)" test "$bulk" = bulk
 # The shaping keeps the lines' own buffers empty, so realtime waits behind
-# at most a packet; without it the p99 was R + 30-45 ms, and before traffic
-# classes 280-365 ms. The bound allows for a busy CI machine.
+# at most a packet. Without it the median at 50% load was R + 26 ms (the
+# line's standing queue), before traffic classes 280-365 ms at p99. The
+# median catches the first; the p99 bound, loose enough for a CPU spike of a
+# busy 2-core CI machine (one measured R + 43 ms), the second.
 if [[ -n ${TUNNEL_SANITIZED:-} ]]; then
   ok "# SKIP realtime latency under load (sanitizer build: timing is not the binary's)"
 else
-  check "realtime p99 at 50% bulk load within R + 30 ms ($p99 <= $R + 30; p50 $p50)" \
-    awk -v a="$p99" -v b="$R" 'BEGIN { exit !(a != "nan" && a <= b + 30) }'
+  check "realtime p50 at 50% bulk load within R + 10 ms ($p50 <= $R + 10)" \
+    awk -v a="$p50" -v b="$R" 'BEGIN { exit !(a != "nan" && a <= b + 10) }'
+  check "realtime p99 at 50% bulk load within R + 150 ms ($p99 <= $R + 150)" \
+    awk -v a="$p99" -v b="$R" 'BEGIN { exit !(a != "nan" && a <= b + 150) }'
 fi
 
 # A DSL cut (link down) 2 s into a 6 s probe: realtime continues on LTE's link.
